@@ -1,0 +1,168 @@
+"""The `urbanflow` command line. Each command is a thin shell over an importable function."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from connectors import demo as demo_module
+from connectors import status as status_module
+from connectors.errors import UrbanFlowError
+from connectors.kafka.producer import EventProducer
+from connectors.kafka.topics import apply_topics, load_topics
+from connectors.settings import Settings
+from connectors.sink import Sink
+from connectors.sources import sdmx
+from connectors.transform import run_dbt
+
+app = typer.Typer(
+    help="UrbanFlow: stream city data through Kafka into DuckDB, model it with dbt.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+topics_app = typer.Typer(
+    help="Declared Kafka topics (infra/kafka/topics.yml).", no_args_is_help=True
+)
+source_app = typer.Typer(help="Source connectors.", no_args_is_help=True)
+source_run_app = typer.Typer(help="Run one source connector.", no_args_is_help=True)
+sink_app = typer.Typer(help="The Kafka -> DuckDB sink.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+app.add_typer(source_app, name="source")
+source_app.add_typer(source_run_app, name="run")
+app.add_typer(sink_app, name="sink")
+
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+
+@topics_app.command("apply")
+def topics_apply() -> None:
+    """Create or update every declared topic and its dead-letter twin (idempotent)."""
+    settings = Settings.from_env()
+    actions = apply_topics(settings.kafka_bootstrap, load_topics(settings.topics_file))
+    for name, action in sorted(actions.items()):
+        out.print(f"  {name:<45} {action}")
+    changed = sum(1 for a in actions.values() if a != "unchanged")
+    out.print(f"topics: {len(actions)} declared, {changed} changed at {settings.kafka_bootstrap}")
+
+
+@topics_app.command("list")
+def topics_list() -> None:
+    """Show the declared topics, their contracts and raw tables."""
+    settings = Settings.from_env()
+    table = Table("topic", "partitions", "event types", "raw table", "dlq")
+    for spec in load_topics(settings.topics_file):
+        table.add_row(
+            spec.name,
+            str(spec.partitions),
+            ", ".join(spec.event_types),
+            f"raw.{spec.raw_table}" if spec.sink else "-",
+            spec.dlq_name if spec.dlq else "-",
+        )
+    out.print(table)
+
+
+@source_run_app.command("sdmx")
+def source_run_sdmx(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="SDMX-JSON/CSV files or folders")
+    ] = None,
+    url: Annotated[list[str] | None, typer.Option(help="SDMX REST data query URL")] = None,
+) -> None:
+    """Send new or revised SDMX observations to stats.sdmx.observation.v1."""
+    if not paths and not url:
+        raise UrbanFlowError("give at least one SDMX file, folder or --url")
+    settings = Settings.from_env()
+    started = time.monotonic()
+    with EventProducer(settings.kafka_bootstrap, client_id="urbanflow-sdmx") as producer:
+        report = sdmx.run(producer, settings.state_dir, paths or [], url or [])
+    out.print(
+        f"sdmx: {report.inputs} inputs, {report.observations:,} observations, "
+        f"{report.sent:,} sent, {report.unchanged:,} unchanged, "
+        f"{time.monotonic() - started:.1f} s -> {sdmx.TOPIC}"
+    )
+
+
+@sink_app.command("run")
+def sink_run(
+    until_caught_up: Annotated[
+        bool, typer.Option("--until-caught-up", help="Stop once every partition is loaded")
+    ] = False,
+    max_seconds: Annotated[float | None, typer.Option(help="Stop after this many seconds")] = None,
+    progress: Annotated[
+        bool | None, typer.Option(help="Live progress line (default: on a TTY)")
+    ] = None,
+) -> None:
+    """Load every sink topic into raw tables, exactly once; SIGTERM finishes the batch in hand."""
+    settings = Settings.from_env()
+    show = sys.stderr.isatty() if progress is None else progress
+    sink = Sink(settings, load_topics(settings.topics_file), show_progress=show)
+    stats = sink.run(until_caught_up=until_caught_up, max_seconds=max_seconds)
+    out.print(stats.summary(str(settings.warehouse_path)))
+
+
+@app.command("dbt", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def dbt(ctx: typer.Context) -> None:
+    """Run dbt (e.g. `urbanflow dbt build`) under the warehouse lock shared with the sink."""
+    run_dbt(Settings.from_env(), ctx.args or ["build"])
+
+
+@app.command()
+def status() -> None:
+    """Broker health, topics, consumer lag per partition and warehouse row counts."""
+    settings = Settings.from_env()
+    specs = load_topics(settings.topics_file)
+    report = status_module.broker_status(settings.kafka_bootstrap, specs, settings.sink_group)
+    mark = "[green]up[/]" if report.broker_ok else "[red]down[/]"
+    out.print(f"broker: {mark} — {report.broker_detail}")
+    if report.topics:
+        topics = Table("topic", "messages", title="topics")
+        for name, count in report.topics.items():
+            topics.add_row(name, f"{count:,}")
+        out.print(topics)
+    if report.lag:
+        lag = Table(
+            "topic",
+            "partition",
+            "end offset",
+            "committed",
+            "lag",
+            title=f"lag ({settings.sink_group})",
+        )
+        for p in report.lag:
+            committed = "-" if p.committed is None else f"{p.committed:,}"
+            lag.add_row(p.topic, str(p.partition), f"{p.end_offset:,}", committed, f"{p.lag:,}")
+        out.print(lag)
+    counts = status_module.warehouse_counts(settings.warehouse_path)
+    tables = Table("table", "rows", title=f"warehouse {settings.warehouse_path}")
+    for name, rows in counts.items():
+        tables.add_row(name, f"{rows:,}")
+    out.print(tables if counts else f"warehouse: {settings.warehouse_path} not created yet")
+    if not report.broker_ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    feeds: Annotated[
+        Path, typer.Option(help="Folder of SDMX sample feeds")
+    ] = demo_module.SAMPLE_FEEDS,
+) -> None:
+    """Run the pipeline end to end on the bundled sample feeds and print where to look."""
+    demo_module.run_demo(Settings.from_env(), feeds, out)
+
+
+def main() -> None:
+    """Entry point: actionable errors become one red line and exit code 1, not a traceback."""
+    try:
+        app()
+    except UrbanFlowError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False, markup=True)
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""Kafka plumbing shared by sources and the sink: topic declarations, producer, admin helpers."""

@@ -1,0 +1,1 @@
+"""Generators for the bundled sample data, so demos and tests run without network access."""

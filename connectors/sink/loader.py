@@ -1,0 +1,141 @@
+"""Transactional writes into warehouse.duckdb: a batch, its dead letters and the next offsets in one
+DuckDB transaction, so a crash at any point leaves either all of a batch or none of it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import duckdb
+import pyarrow as pa
+
+from connectors.sink.decode import RAW_COLUMNS, ColumnBatch, DeadLetter
+
+OFFSETS_TABLE = "raw._sink_offsets"
+DEAD_LETTERS_TABLE = "raw._sink_dead_letters"
+
+_ARROW_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("source", pa.string()),
+        ("type", pa.string()),
+        ("subject", pa.string()),
+        ("event_time", pa.string()),
+        ("specversion", pa.string()),
+        ("dataschema", pa.string()),
+        ("data", pa.string()),
+        ("message_key", pa.string()),
+        ("kafka_topic", pa.string()),
+        ("kafka_partition", pa.int32()),
+        ("kafka_offset", pa.int64()),
+        ("kafka_timestamp", pa.timestamp("ms", tz="UTC")),
+    ]
+)
+assert tuple(_ARROW_SCHEMA.names) == RAW_COLUMNS
+
+_RAW_TABLE_DDL = """
+create table if not exists raw.{table} (
+    event_id varchar not null,
+    source varchar not null,
+    type varchar not null,
+    subject varchar,
+    event_time timestamptz,
+    specversion varchar,
+    dataschema varchar,
+    data json,
+    message_key varchar,
+    kafka_topic varchar not null,
+    kafka_partition integer not null,
+    kafka_offset bigint not null,
+    kafka_timestamp timestamptz,
+    ingested_at timestamptz not null
+)"""
+
+_BOOKKEEPING_DDL = f"""
+create schema if not exists raw;
+create table if not exists {OFFSETS_TABLE} (
+    kafka_topic varchar not null,
+    kafka_partition integer not null,
+    next_offset bigint not null,
+    updated_at timestamptz not null,
+    primary key (kafka_topic, kafka_partition)
+);
+create table if not exists {DEAD_LETTERS_TABLE} (
+    kafka_topic varchar not null,
+    kafka_partition integer not null,
+    kafka_offset bigint not null,
+    kafka_timestamp timestamptz,
+    error_class varchar not null,
+    reason varchar not null,
+    contract varchar,
+    dead_lettered_at timestamptz not null
+);
+"""
+
+TopicPartitionKey = tuple[str, int]
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection, raw_tables: list[str]) -> None:
+    con.execute(_BOOKKEEPING_DDL)
+    for table in raw_tables:
+        con.execute(_RAW_TABLE_DDL.format(table=table))
+
+
+def stored_offsets(con: duckdb.DuckDBPyConnection) -> dict[TopicPartitionKey, int]:
+    """Where the sink must resume: the next offset per partition, as committed with the data."""
+    rows = con.execute(f"select kafka_topic, kafka_partition, next_offset from {OFFSETS_TABLE}")
+    return {(topic, partition): offset for topic, partition, offset in rows.fetchall()}
+
+
+def write_batch(
+    con: duckdb.DuckDBPyConnection,
+    batches: Mapping[str, ColumnBatch],
+    dead_letters: list[DeadLetter],
+    next_offsets: Mapping[TopicPartitionKey, int],
+) -> None:
+    """Insert rows, dead-letter records and next offsets atomically."""
+    now = datetime.now(UTC)
+    con.execute("begin transaction")
+    try:
+        for table, batch in batches.items():
+            if not len(batch):
+                continue
+            con.register("arrow_batch", pa.table(batch.columns, schema=_ARROW_SCHEMA))
+            con.execute(
+                f"""insert into raw.{table}
+                select event_id, source, type, subject, cast(event_time as timestamptz),
+                       specversion, dataschema, cast(data as json), message_key, kafka_topic,
+                       kafka_partition, kafka_offset, kafka_timestamp, ?::timestamptz
+                from arrow_batch""",
+                [now],
+            )
+            con.unregister("arrow_batch")
+        if dead_letters:
+            con.executemany(
+                f"insert into {DEAD_LETTERS_TABLE} values (?, ?, ?, make_timestamptz(? * 1000), "
+                "?, ?, ?, ?)",
+                [
+                    (
+                        d.topic,
+                        d.partition,
+                        d.offset,
+                        d.timestamp,
+                        d.error_class,
+                        d.reason,
+                        d.contract,
+                        now,
+                    )
+                    for d in dead_letters
+                ],
+            )
+        con.executemany(
+            f"insert or replace into {OFFSETS_TABLE} values (?, ?, ?, ?)",
+            [
+                (topic, partition, offset, now)
+                for (topic, partition), offset in next_offsets.items()
+            ],
+        )
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise

@@ -1,0 +1,291 @@
+"""The sink service: Kafka -> DuckDB, exactly once, per DESIGN.md §3.
+
+Each batch and the next offsets of its partitions commit in one DuckDB transaction; on start and on
+every rebalance the sink seeks to the offsets stored in the warehouse, so a crash anywhere neither
+loses nor duplicates a record. Offsets are also committed to Kafka, so consumer lag stays visible.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from connectors.errors import BrokerUnavailableError
+from connectors.events import make_event, stable_event_id
+from connectors.kafka.producer import EventProducer
+from connectors.kafka.topics import TopicSpec
+from connectors.settings import Settings
+from connectors.sink.decode import ColumnBatch, DeadLetter, RecordDecoder
+from connectors.sink.loader import ensure_schema, stored_offsets, write_batch
+from connectors.warehouse import connect
+
+BATCH_LANDED_TOPIC = "ops.warehouse.batch_landed.v1"
+BATCH_LANDED_TYPE = "org.urbanflow.ops.batch_landed.v1"
+
+
+@dataclass
+class SinkStats:
+    loaded: int = 0
+    dead_lettered: int = 0
+    batches: int = 0
+    started: float = field(default_factory=time.monotonic)
+    rows_by_table: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+    def summary(self, warehouse: str) -> str:
+        rate = self.loaded / self.seconds if self.seconds > 0 else 0.0
+        return (
+            f"sink: loaded {self.loaded:,} events in {self.batches} batches, "
+            f"{self.dead_lettered:,} dead-lettered, {self.seconds:.1f} s "
+            f"({rate:,.0f} events/s) -> {warehouse}"
+        )
+
+
+class _Pending:
+    """Records decoded since the last commit, grouped per raw table."""
+
+    def __init__(self) -> None:
+        self.batches: dict[str, ColumnBatch] = defaultdict(ColumnBatch)
+        self.dead: list[DeadLetter] = []
+        self.next_offsets: dict[tuple[str, int], int] = {}
+        self.count = 0
+        self.opened = time.monotonic()
+
+    def __bool__(self) -> bool:
+        return bool(self.next_offsets)
+
+
+class Sink:
+    """Long-running loader; `run()` returns when stopped by a signal or, if asked, caught up."""
+
+    def __init__(self, settings: Settings, topics: list[TopicSpec], *, show_progress: bool = False):
+        self.settings = settings
+        self.specs = {spec.name: spec for spec in topics if spec.sink}
+        self.decoder = RecordDecoder(list(self.specs.values()), settings.max_event_bytes)
+        self.stats = SinkStats()
+        self.show_progress = show_progress
+        self._stopping = False
+        self._pending = _Pending()
+        self._consumer: KafkaConsumer | None = None
+        self._producer: EventProducer | None = None
+        with connect(settings.warehouse_path) as con:
+            ensure_schema(con, [spec.raw_table for spec in self.specs.values()])
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def stop(self, *_: Any) -> None:
+        """Finish the batch in hand, commit it, then return from run()."""
+        self._stopping = True
+
+    def run(self, *, until_caught_up: bool = False, max_seconds: float | None = None) -> SinkStats:
+        previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self._open()
+            self._loop(until_caught_up, max_seconds)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self._close()
+        return self.stats
+
+    def _open(self) -> None:
+        settings = self.settings
+        try:
+            self._consumer = KafkaConsumer(
+                bootstrap_servers=settings.kafka_bootstrap,
+                group_id=settings.sink_group,
+                client_id="urbanflow-sink",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=settings.sink_batch_max_records,
+                fetch_max_bytes=64 * 1024 * 1024,
+                max_partition_fetch_bytes=16 * 1024 * 1024,
+                fetch_max_wait_ms=100,
+            )
+        except KafkaError:
+            raise BrokerUnavailableError(
+                f"no Kafka broker answers at {settings.kafka_bootstrap}; start one with `make up`"
+            ) from None
+        self._producer = EventProducer(settings.kafka_bootstrap, client_id="urbanflow-sink")
+        self._consumer.subscribe(sorted(self.specs), listener=_SeekToWarehouseOffsets(self))
+
+    def _close(self) -> None:
+        if self._pending and self._consumer is not None:
+            self._commit()
+        if self._producer is not None:
+            self._producer.confirm()
+            self._producer.close()
+        if self._consumer is not None:
+            self._consumer.close(autocommit=False)
+
+    # -- main loop -------------------------------------------------------------------------
+    def _loop(self, until_caught_up: bool, max_seconds: float | None) -> None:
+        assert self._consumer is not None
+        settings = self.settings
+        with _Progress(self.stats, enabled=self.show_progress) as progress:
+            while not self._stopping:
+                if max_seconds is not None and self.stats.seconds >= max_seconds:
+                    break
+                polled = self._consumer.poll(
+                    timeout_ms=200, max_records=settings.sink_batch_max_records
+                )
+                for records in polled.values():
+                    self._decode(records)
+                pending = self._pending
+                age_ms = (time.monotonic() - pending.opened) * 1000
+                if pending and (
+                    not polled
+                    or pending.count >= settings.sink_batch_max_records
+                    or age_ms >= settings.sink_batch_max_ms
+                ):
+                    self._commit()
+                    progress.update()
+                if until_caught_up and not polled and not self._pending and self._caught_up():
+                    break
+
+    def _decode(self, records: list[Any]) -> None:
+        pending = self._pending
+        topic = records[0].topic
+        batch = pending.batches[self.specs[topic].raw_table]
+        for record in records:
+            dead = self.decoder.decode_into(record, batch)
+            if dead is not None:
+                pending.dead.append(dead)
+        last = records[-1]
+        pending.next_offsets[(last.topic, last.partition)] = last.offset + 1
+        pending.count += len(records)
+
+    def _commit(self) -> None:
+        """Dead letters to Kafka first (confirmed), then rows + offsets in one transaction."""
+        assert self._consumer is not None and self._producer is not None
+        pending, self._pending = self._pending, _Pending()
+        if pending.dead:
+            for dead in pending.dead:
+                self._producer.send_raw(
+                    self.specs[dead.topic].dlq_name,
+                    dead.value or b"",
+                    key=dead.key,
+                    headers=dead.headers(),
+                )
+            self._producer.confirm()
+        with connect(self.settings.warehouse_path) as con:
+            write_batch(con, pending.batches, pending.dead, pending.next_offsets)
+        loaded = {table: len(batch) for table, batch in pending.batches.items() if len(batch)}
+        self.stats.batches += 1
+        self.stats.loaded += sum(loaded.values())
+        self.stats.dead_lettered += len(pending.dead)
+        for table, rows in loaded.items():
+            self.stats.rows_by_table[table] += rows
+        self._consumer.commit(
+            {
+                TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
+                for (topic, partition), offset in pending.next_offsets.items()
+            }
+        )
+        self._announce(loaded, len(pending.dead), pending.next_offsets)
+
+    def _announce(
+        self, loaded: dict[str, int], dead: int, offsets: dict[tuple[str, int], int]
+    ) -> None:
+        """Tell downstream (Airflow's AssetWatcher) that data landed; low volume, one per batch."""
+        assert self._producer is not None
+        batch_id = uuid.uuid4().hex
+        data = {
+            "batch_id": batch_id,
+            "warehouse": str(self.settings.warehouse_path),
+            "rows_by_table": loaded,
+            "dead_lettered": dead,
+            "offsets": [
+                {"topic": t, "partition": p, "next_offset": o}
+                for (t, p), o in sorted(offsets.items())
+            ],
+        }
+        event = make_event(
+            BATCH_LANDED_TYPE,
+            "urn:urbanflow:sink",
+            data,
+            event_id=stable_event_id(batch_id),
+            subject=str(self.settings.warehouse_path.name),
+        )
+        self._producer.send_event(BATCH_LANDED_TOPIC, event, key="warehouse")
+
+    def _caught_up(self) -> bool:
+        assert self._consumer is not None
+        assignment = self._consumer.assignment()
+        if not assignment:
+            return False
+        ends = self._consumer.end_offsets(list(assignment))
+        return all(self._consumer.position(tp) >= ends[tp] for tp in assignment)
+
+    # -- rebalances ------------------------------------------------------------------------
+    def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
+        assert self._consumer is not None
+        with connect(self.settings.warehouse_path, read_only=False) as con:
+            stored = stored_offsets(con)
+        for tp in partitions:
+            offset = stored.get((tp.topic, tp.partition))
+            if offset is None:
+                self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, offset)
+
+    def flush_before_revoke(self) -> None:
+        if self._pending:
+            self._commit()
+
+
+class _SeekToWarehouseOffsets(ConsumerRebalanceListener):
+    """The warehouse, not Kafka's group offsets, decides where each partition resumes."""
+
+    def __init__(self, sink: Sink):
+        self.sink = sink
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.sink.flush_before_revoke()
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.sink.seek_to_stored(list(assigned))
+
+
+class _Progress:
+    """A live line while the sink works (events loaded, rate); silent when not on a terminal."""
+
+    def __init__(self, stats: SinkStats, *, enabled: bool):
+        self.stats = stats
+        self.enabled = enabled
+        self._live: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.live import Live
+
+            self._live = Live(self._render(), refresh_per_second=4, transient=True)
+            self._live.__enter__()
+        return self
+
+    def _render(self) -> str:
+        s = self.stats
+        rate = s.loaded / s.seconds if s.seconds else 0
+        return (
+            f"[bold]sink[/] loaded {s.loaded:,} · dead-lettered {s.dead_lettered:,} · "
+            f"batches {s.batches} · {rate:,.0f} events/s"
+        )
+
+    def update(self) -> None:
+        if self._live is not None:
+            self._live.update(self._render())
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(*exc)

@@ -1,0 +1,1 @@
+"""Source connectors: each reads one kind of upstream feed and emits contract-checked events."""

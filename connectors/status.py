@@ -1,0 +1,90 @@
+"""`urbanflow status`: broker health, topics, consumer lag per partition, warehouse row counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kafka import TopicPartition
+from kafka.admin import OffsetSpec
+from kafka.errors import KafkaError
+
+from connectors.errors import BrokerUnavailableError
+from connectors.kafka.topics import TopicSpec, admin_client
+from connectors.warehouse import connect
+
+
+@dataclass
+class PartitionLag:
+    topic: str
+    partition: int
+    end_offset: int
+    committed: int | None
+
+    @property
+    def lag(self) -> int:
+        return self.end_offset - (self.committed or 0)
+
+
+@dataclass
+class StatusReport:
+    broker_ok: bool
+    broker_detail: str
+    topics: dict[str, int] = field(default_factory=dict)  # topic -> messages (sum of end offsets)
+    lag: list[PartitionLag] = field(default_factory=list)
+    tables: dict[str, int] = field(default_factory=dict)  # schema.table -> rows
+
+
+def broker_status(bootstrap: str, specs: list[TopicSpec], group: str) -> StatusReport:
+    try:
+        admin = admin_client(bootstrap)
+    except BrokerUnavailableError as exc:
+        return StatusReport(broker_ok=False, broker_detail=str(exc))
+    try:
+        cluster = admin.describe_cluster()
+        report = StatusReport(
+            broker_ok=True,
+            broker_detail=f"{len(cluster.get('brokers', []))} broker(s) at {bootstrap}",
+        )
+        names = [s.name for s in specs] + [s.dlq_name for s in specs if s.dlq]
+        existing = set(admin.list_topics())
+        described = admin.describe_topics([n for n in names if n in existing])
+        partitions = [
+            TopicPartition(t["name"], p["partition_index"])
+            for t in described
+            for p in t["partitions"]
+        ]
+        ends = admin.list_partition_offsets(dict.fromkeys(partitions, OffsetSpec.LATEST))
+        for name in names:
+            report.topics[name] = sum(v.offset for tp, v in ends.items() if tp.topic == name)
+        committed = admin.list_group_offsets({group: None}).get(group, {})
+        for tp in sorted(partitions):
+            if tp.topic in {s.name for s in specs if s.sink}:
+                meta = committed.get(tp)
+                report.lag.append(
+                    PartitionLag(
+                        tp.topic, tp.partition, ends[tp].offset, meta.offset if meta else None
+                    )
+                )
+        return report
+    except KafkaError as exc:
+        return StatusReport(broker_ok=False, broker_detail=f"broker at {bootstrap} errored: {exc}")
+    finally:
+        admin.close()
+
+
+def warehouse_counts(warehouse: Path) -> dict[str, int]:
+    """Row counts per table and view: what landed and what dbt built, at a glance."""
+    if not warehouse.exists():
+        return {}
+    with connect(warehouse, read_only=True, timeout_s=60) as con:
+        tables = con.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_catalog = current_database() order by 1, 2"
+        ).fetchall()
+        return {
+            f"{schema}.{name}": con.execute(f'select count(*) from "{schema}"."{name}"').fetchone()[
+                0
+            ]
+            for schema, name in tables
+        }

@@ -1,0 +1,15 @@
+-- The SDMX REF_AREA sent with an observation should be the country of its city in ref_cities.
+-- A mismatch means a wrong city code or a wrong seed row; warn, since the city code is what marts use.
+{{ config(severity='warn') }}
+
+select
+    city_code,
+    series_code,
+    sex_code,
+    time_period,
+    ref_area_code,
+    country_iso3
+from {{ ref('int_city_indicator_observations') }}
+where
+    country_iso3 is not null
+    and ref_area_code is distinct from country_iso3

@@ -1,0 +1,56 @@
+"""The commands an engineer types: kafkactl, `urbanflow topics apply`, `urbanflow status`."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+CLI = str(Path(sys.executable).with_name("urbanflow"))
+
+
+def run(args: list[str], **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(args, env={**os.environ, **env}, capture_output=True, text=True)
+
+
+def test_kafkactl_refuses_to_start_on_a_port_in_use_and_says_what_to_set(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run(
+            [str(REPO / "infra" / "kafka" / "kafkactl"), "start"],
+            UF_KAFKA_PORT=str(port),
+            UF_VAR_DIR=str(tmp_path),
+        )
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert "UF_KAFKA_PORT" in result.stderr
+
+
+def test_topics_apply_is_idempotent(kafka_bootstrap):
+    run([CLI, "topics", "apply"], UF_KAFKA_BOOTSTRAP=kafka_bootstrap)
+    second = run([CLI, "topics", "apply"], UF_KAFKA_BOOTSTRAP=kafka_bootstrap)
+    assert second.returncode == 0, second.stderr
+    assert "3 declared, 0 changed" in second.stdout
+    assert "stats.sdmx.observation.v1.dlq" in second.stdout
+
+
+def test_status_shows_broker_topics_lag_and_warehouse(kafka_bootstrap, tmp_path):
+    result = run([CLI, "status"], UF_KAFKA_BOOTSTRAP=kafka_bootstrap, UF_VAR_DIR=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "broker: up" in result.stdout
+    assert "stats.sdmx.observation.v1" in result.stdout
+    assert "not created yet" in result.stdout
+
+
+def test_status_exits_non_zero_when_the_broker_is_down(tmp_path):
+    result = run([CLI, "status"], UF_KAFKA_BOOTSTRAP="127.0.0.1:1", UF_VAR_DIR=str(tmp_path))
+    assert result.returncode == 1
+    assert "broker: down" in result.stdout

@@ -1,0 +1,222 @@
+"""The sink against a real broker and DuckDB files: exactly once, dead letters, crash safety."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import orjson
+import pytest
+import yaml
+from kafka import KafkaConsumer, TopicPartition
+
+from connectors.kafka.producer import EventProducer
+from connectors.kafka.topics import TopicSpec
+from connectors.samples.synthetic import observation_events
+from connectors.settings import Settings
+from connectors.sink import Sink
+
+pytestmark = pytest.mark.integration
+
+
+def produce(settings: Settings, topic: str, count: int, start: int = 0) -> None:
+    with EventProducer(settings.kafka_bootstrap) as producer:
+        for key, value in observation_events(count, start=start, target_bytes=400):
+            producer.send_raw(topic, value, key=key)
+        producer.confirm()
+
+
+def raw_counts(warehouse: Path, spec: TopicSpec) -> tuple[int, int, int]:
+    """(rows, distinct Kafka coordinates, distinct event ids) in the raw table."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(
+            f"""select count(*), count(distinct (kafka_partition, kafka_offset)),
+                       count(distinct event_id) from raw.{spec.raw_table}"""
+        ).fetchone()
+
+
+def end_offsets(settings: Settings, topic: str, partitions: int) -> dict[int, int]:
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+        return {tp.partition: offset for tp, offset in ends.items()}
+    finally:
+        consumer.close()
+
+
+def read_topic(settings: Settings, topic: str, partitions: int) -> list:
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    wanted = sum(consumer.end_offsets(tps).values())
+    records: list = []
+    deadline = time.monotonic() + 30
+    while len(records) < wanted and time.monotonic() < deadline:
+        for batch in consumer.poll(timeout_ms=500).values():
+            records.extend(batch)
+    consumer.close()
+    return records
+
+
+def test_n_events_produced_are_loaded_as_exactly_n_rows(settings, observation_topic):
+    produce(settings, observation_topic.name, 5_000)
+
+    stats = Sink(settings, [observation_topic]).run(until_caught_up=True)
+
+    assert stats.loaded == 5_000
+    assert raw_counts(settings.warehouse_path, observation_topic) == (5_000, 5_000, 5_000)
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        stored = dict(
+            con.execute(
+                "select kafka_partition, next_offset from raw._sink_offsets where kafka_topic = ?",
+                [observation_topic.name],
+            ).fetchall()
+        )
+    assert stored == end_offsets(settings, observation_topic.name, 3)
+
+
+def test_second_sink_run_loads_nothing_already_loaded(settings, observation_topic):
+    produce(settings, observation_topic.name, 1_000)
+    Sink(settings, [observation_topic]).run(until_caught_up=True)
+    produce(settings, observation_topic.name, 500, start=1_000)
+
+    stats = Sink(settings, [observation_topic]).run(until_caught_up=True)
+
+    assert stats.loaded == 500
+    assert raw_counts(settings.warehouse_path, observation_topic) == (1_500, 1_500, 1_500)
+
+
+def _malformed_records(valid_event: dict) -> dict[str, bytes]:
+    wrong_type = {**valid_event, "data": {**valid_event["data"], "value": "forty"}}
+    missing_field = {
+        **valid_event,
+        "data": {k: v for k, v in valid_event["data"].items() if k != "series_key"},
+    }
+    no_envelope = {k: v for k, v in valid_event.items() if k != "source"}
+    unknown_type = {**valid_event, "type": "org.example.unknown.v1"}
+    oversize = {**valid_event, "subject": "x" * 300_000}
+    return {
+        "json": b'{"specversion": "1.0", "id": ',
+        "contract:value": orjson.dumps(wrong_type),
+        "contract:series_key": orjson.dumps(missing_field),
+        "contract:source": orjson.dumps(no_envelope),
+        "unknown_type": orjson.dumps(unknown_type),
+        "oversize": orjson.dumps(oversize),
+    }
+
+
+def test_malformed_records_go_to_the_dlq_with_reasons_and_valid_ones_still_load(
+    settings, observation_topic
+):
+    valid = [v for _, v in observation_events(20, target_bytes=400)]
+    bad = _malformed_records(orjson.loads(valid[0]))
+    with EventProducer(settings.kafka_bootstrap) as producer:
+        for value in valid[:10]:
+            producer.send_raw(observation_topic.name, value, key="k")
+        for value in bad.values():
+            producer.send_raw(observation_topic.name, value, key="k")
+        for value in valid[10:]:
+            producer.send_raw(observation_topic.name, value, key="k")
+        producer.confirm()
+
+    stats = Sink(settings, [observation_topic]).run(until_caught_up=True)
+
+    assert stats.loaded == 20 and stats.dead_lettered == len(bad)
+    assert raw_counts(settings.warehouse_path, observation_topic) == (20, 20, 20)
+    dead = read_topic(settings, observation_topic.dlq_name, 3)
+    assert len(dead) == len(bad)
+    classes = sorted(dict(r.headers)["uf.error.class"].decode() for r in dead)
+    assert classes == sorted(name.split(":")[0] for name in bad)
+    by_value = {r.value: dict(r.headers) for r in dead}
+    for label, value in bad.items():
+        headers = by_value[value]
+        assert headers["uf.original.topic"].decode() == observation_topic.name
+        assert int(headers["uf.original.offset"]) >= 10
+        if ":" in label:
+            assert label.split(":")[1] in headers["uf.error.reason"].decode()
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        assert con.execute("select count(*) from raw._sink_dead_letters").fetchone()[0] == len(bad)
+
+
+def _sink_process(
+    settings: Settings, topics_file: Path, *, until_caught_up: bool = True
+) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "UF_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "UF_WAREHOUSE_PATH": str(settings.warehouse_path),
+        "UF_TOPICS_FILE": str(topics_file),
+        "UF_SINK_GROUP": settings.sink_group,
+        "UF_SINK_BATCH_MAX_RECORDS": "2000",
+        "UF_SINK_BATCH_MAX_MS": "200",
+    }
+    cli = Path(sys.executable).with_name("urbanflow")
+    mode = ["--until-caught-up"] if until_caught_up else []
+    return subprocess.Popen(
+        [str(cli), "sink", "run", "--no-progress", *mode],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _topics_file(tmp_path: Path, spec: TopicSpec) -> Path:
+    path = tmp_path / "topics.yml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "topics": [
+                    {
+                        "name": spec.name,
+                        "partitions": spec.partitions,
+                        "event_types": list(spec.event_types),
+                    }
+                ]
+            }
+        )
+    )
+    return path
+
+
+@pytest.mark.slow
+def test_sink_killed_with_sigkill_mid_load_and_restarted_loads_each_event_once(
+    settings, observation_topic, tmp_path
+):
+    total = 60_000
+    produce(settings, observation_topic.name, total)
+    topics_file = _topics_file(tmp_path, observation_topic)
+    kills = 0
+    for delay in (2.0, 1.2, 2.5, 1.6, 3.0):
+        proc = _sink_process(settings, topics_file)
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=30)
+    final = _sink_process(settings, topics_file)
+    output, _ = final.communicate(timeout=300)
+
+    assert final.returncode == 0, output
+    assert kills >= 3, "the sink finished too early for the crash test to mean anything"
+    assert raw_counts(settings.warehouse_path, observation_topic) == (total, total, total)
+
+
+def test_long_running_sink_stops_cleanly_on_sigterm_with_everything_committed(
+    settings, observation_topic, tmp_path
+):
+    produce(settings, observation_topic.name, 3_000)
+    proc = _sink_process(settings, _topics_file(tmp_path, observation_topic), until_caught_up=False)
+    time.sleep(6)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=60)
+
+    assert proc.returncode == 0, output
+    assert "sink: loaded 3,000 events" in output
+    assert raw_counts(settings.warehouse_path, observation_topic) == (3_000, 3_000, 3_000)

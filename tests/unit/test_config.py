@@ -1,0 +1,57 @@
+"""Settings, topics.yml and source state: bad configuration fails with a message naming it."""
+
+from __future__ import annotations
+
+import pytest
+
+from connectors.errors import ConfigError
+from connectors.kafka.topics import load_topics
+from connectors.settings import REPO_ROOT, Settings
+from connectors.sources.state import StateStore
+
+
+def test_declared_topics_have_dlq_twins_and_raw_tables():
+    specs = {s.name: s for s in load_topics(REPO_ROOT / "infra" / "kafka" / "topics.yml")}
+    observation = specs["stats.sdmx.observation.v1"]
+    assert observation.dlq_name == "stats.sdmx.observation.v1.dlq"
+    assert observation.raw_table == "stats_sdmx_observation_v1"
+    assert observation.sink and observation.partitions == 3
+    assert not specs["ops.warehouse.batch_landed.v1"].sink
+
+
+def test_topics_file_with_unknown_key_names_the_entry(tmp_path):
+    path = tmp_path / "topics.yml"
+    path.write_text("topics:\n  - name: a.b.c.v1\n    partitons: 3\n")
+    with pytest.raises(ConfigError, match=r"topics\[0\]: unknown keys \['partitons'\]"):
+        load_topics(path)
+
+
+def test_missing_topics_file_says_which_setting_to_change(tmp_path):
+    with pytest.raises(ConfigError, match="UF_TOPICS_FILE"):
+        load_topics(tmp_path / "nope.yml")
+
+
+def test_settings_default_to_local_embedded_services(monkeypatch, tmp_path):
+    for name in ("UF_KAFKA_BOOTSTRAP", "UF_KAFKA_PORT", "UF_WAREHOUSE_PATH", "UF_STATE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("UF_VAR_DIR", str(tmp_path))
+    settings = Settings.from_env()
+    assert settings.kafka_bootstrap == "127.0.0.1:19092"
+    assert settings.warehouse_path == tmp_path / "warehouse.duckdb"
+    assert settings.state_dir == tmp_path / "state"
+
+
+def test_non_numeric_setting_is_refused_by_name(monkeypatch):
+    monkeypatch.setenv("UF_SINK_BATCH_MAX_RECORDS", "lots")
+    with pytest.raises(ConfigError, match="UF_SINK_BATCH_MAX_RECORDS='lots'"):
+        Settings.from_env()
+
+
+def test_state_round_trips_and_a_corrupt_file_is_named(tmp_path):
+    store = StateStore(tmp_path, "sdmx")
+    assert store.load() == {}
+    store.save({"sent": {"a": "1"}})
+    assert store.load() == {"sent": {"a": "1"}}
+    store.path.write_text("{broken")
+    with pytest.raises(ConfigError, match=str(store.path)):
+        store.load()
