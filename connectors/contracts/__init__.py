@@ -50,6 +50,7 @@ class Contract:
     version: int
     schema: dict[str, Any]
     path: Path
+    event_schema: dict[str, Any] = field(repr=False)
     _validate_event: Callable[[Any], Any] = field(repr=False)
     _validate_data: Callable[[Any], Any] = field(repr=False)
 
@@ -91,6 +92,7 @@ def _compile(schema: dict[str, Any], event_type: str) -> Contract:
         version=int(match["version"]),
         schema=schema,
         path=CONTRACTS_DIR / f"{event_type}.json",
+        event_schema=event_schema,
         _validate_event=fastjsonschema.compile(event_schema),
         _validate_data=fastjsonschema.compile(data_schema),
     )

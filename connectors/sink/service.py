@@ -11,6 +11,7 @@ import signal
 import time
 import uuid
 from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +81,8 @@ class Sink:
         self._pending = _Pending()
         self._consumer: KafkaConsumer | None = None
         self._producer: EventProducer | None = None
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-writer")
+        self._in_flight: tuple[_Pending, Future[None]] | None = None
         with connect(settings.warehouse_path) as con:
             ensure_schema(con, [spec.raw_table for spec in self.specs.values()])
 
@@ -121,8 +124,11 @@ class Sink:
         self._consumer.subscribe(sorted(self.specs), listener=_SeekToWarehouseOffsets(self))
 
     def _close(self) -> None:
-        if self._pending and self._consumer is not None:
-            self._commit()
+        if self._consumer is not None:
+            if self._pending:
+                self._commit()
+            self._drain()
+        self._writer.shutdown()
         if self._producer is not None:
             self._producer.confirm()
             self._producer.close()
@@ -150,37 +156,53 @@ class Sink:
                     or age_ms >= settings.sink_batch_max_ms
                 ):
                     self._commit()
-                    progress.update()
                 if until_caught_up and not polled and not self._pending and self._caught_up():
                     break
+                if self._in_flight is not None and self._in_flight[1].done():
+                    self._drain()
+                    progress.update()
 
     def _decode(self, records: list[Any]) -> None:
         pending = self._pending
-        topic = records[0].topic
-        batch = pending.batches[self.specs[topic].raw_table]
-        for record in records:
-            dead = self.decoder.decode_into(record, batch)
-            if dead is not None:
-                pending.dead.append(dead)
+        last = records[0]
+        batch = pending.batches[self.specs[last.topic].raw_table]
+        pending.dead.extend(self.decoder.decode_records(records, batch))
         last = records[-1]
         pending.next_offsets[(last.topic, last.partition)] = last.offset + 1
         pending.count += len(records)
 
     def _commit(self) -> None:
-        """Dead letters to Kafka first (confirmed), then rows + offsets in one transaction."""
-        assert self._consumer is not None and self._producer is not None
+        """Hand the batch in hand to the writer thread, so the next one is consumed meanwhile.
+
+        Dead letters go to Kafka first (confirmed), so a crash can repeat a dead letter but never
+        lose one; rows, dead-letter rows and next offsets then commit in one DuckDB transaction.
+        """
+        assert self._producer is not None
         pending, self._pending = self._pending, _Pending()
+        for dead in pending.dead:
+            self._producer.send_raw(
+                self.specs[dead.topic].dlq_name,
+                dead.value or b"",
+                key=dead.key,
+                headers=dead.headers(),
+            )
         if pending.dead:
-            for dead in pending.dead:
-                self._producer.send_raw(
-                    self.specs[dead.topic].dlq_name,
-                    dead.value or b"",
-                    key=dead.key,
-                    headers=dead.headers(),
-                )
             self._producer.confirm()
+        self._drain()
+        self._in_flight = (pending, self._writer.submit(self._write, pending))
+
+    def _write(self, pending: _Pending) -> None:
         with connect(self.settings.warehouse_path) as con:
             write_batch(con, pending.batches, pending.dead, pending.next_offsets)
+
+    def _drain(self) -> None:
+        """Wait for the batch being written; then commit its offsets to Kafka and announce it."""
+        if self._in_flight is None:
+            return
+        assert self._consumer is not None
+        pending, future = self._in_flight
+        self._in_flight = None
+        future.result()
         loaded = {table: len(batch) for table, batch in pending.batches.items() if len(batch)}
         self.stats.batches += 1
         self.stats.loaded += sum(loaded.values())
@@ -243,6 +265,7 @@ class Sink:
     def flush_before_revoke(self) -> None:
         if self._pending:
             self._commit()
+        self._drain()
 
 
 class _SeekToWarehouseOffsets(ConsumerRebalanceListener):

@@ -1,0 +1,308 @@
+"""The production deployment (docker-compose.yml), .env.example and the README's configuration
+table, checked as data: no Docker engine and no network needed."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import SplitResult, urlsplit
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+DOCKERFILE = REPO_ROOT / "infra" / "docker" / "Dockerfile"
+ENV_EXAMPLE = REPO_ROOT / ".env.example"
+README = REPO_ROOT / "README.md"
+# Where the code reads its UF_ variables from.
+CONFIG_SOURCES = [
+    REPO_ROOT / "connectors" / "settings.py",
+    REPO_ROOT / "infra" / "kafka" / "kafkactl",
+    REPO_ROOT / "dbt_project" / "profiles.yml",
+    REPO_ROOT / "tests" / "run.sh",
+]
+UF_VARIABLE = re.compile(r"\bUF_[A-Z0-9_]*[A-Z0-9]\b")
+ENV_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:?[-?+][^}]*)?\}$")
+SECRET_WORDS = ("PASSWORD", "SECRET", "KEY")
+
+
+@cache
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+
+
+def services() -> dict[str, dict[str, Any]]:
+    return compose()["services"]
+
+
+def env_of(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {key: "" if value is None else str(value) for key, value in env.items()}
+
+
+def kafka_services() -> dict[str, dict[str, Any]]:
+    return {
+        name: svc
+        for name, svc in services().items()
+        if str(svc.get("image", "")).startswith("apache/kafka:")
+    }
+
+
+def command_text(service: dict[str, Any]) -> str:
+    command = service.get("command", "")
+    return " ".join(command) if isinstance(command, list) else str(command)
+
+
+def uf_variables_read_by_the_code() -> set[str]:
+    found: set[str] = set()
+    for path in CONFIG_SOURCES:
+        found |= set(UF_VARIABLE.findall(path.read_text(encoding="utf-8")))
+    return found
+
+
+def url_parts(url: str) -> SplitResult:
+    """urlsplit after replacing `${...}` references, whose `:?message` would confuse it."""
+    return urlsplit(re.sub(r"\$\{[^}]*\}", "ENVREF", url))
+
+
+def image_is_pinned(image: str) -> bool:
+    if "@sha256:" in image:
+        return True
+    name = image.rsplit("/", 1)[-1]
+    if ":" not in name:
+        return False
+    tag = name.split(":", 1)[1]
+    return bool(tag) and tag != "latest" and "$" not in tag
+
+
+# -- images ----------------------------------------------------------------------------------------
+def test_every_service_image_has_a_pinned_tag_other_than_latest():
+    unpinned = {
+        name: svc.get("image")
+        for name, svc in services().items()
+        if not image_is_pinned(str(svc.get("image", "")))
+    }
+    assert unpinned == {}
+
+
+def test_every_dockerfile_base_image_has_a_pinned_tag():
+    bases = re.findall(r"^FROM\s+(\S+)", DOCKERFILE.read_text(encoding="utf-8"), re.MULTILINE)
+    assert bases, "the Dockerfile has no FROM line"
+    assert [b for b in bases if not image_is_pinned(b)] == []
+
+
+def test_every_built_image_uses_a_target_of_the_project_dockerfile():
+    targets = set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", DOCKERFILE.read_text(), re.MULTILINE))
+    for name, svc in services().items():
+        build = svc.get("build")
+        if build is None:
+            continue
+        assert (REPO_ROOT / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE, name
+        assert build["target"] in targets, f"{name}: unknown build target {build['target']!r}"
+
+
+# -- Kafka -----------------------------------------------------------------------------------------
+def test_every_kafka_node_runs_in_kraft_mode_as_broker_and_controller():
+    nodes = kafka_services()
+    assert nodes
+    for name, svc in nodes.items():
+        env = env_of(svc)
+        roles = set(env.get("KAFKA_PROCESS_ROLES", "").split(","))
+        assert roles == {"broker", "controller"}, name
+        assert env.get("KAFKA_CONTROLLER_QUORUM_VOTERS"), name
+        assert env.get("CLUSTER_ID"), name
+        assert not any("ZOOKEEPER" in key for key in env), name
+
+
+def test_scale_out_profile_has_three_kafka_nodes_with_distinct_ids_and_one_quorum():
+    nodes = {
+        name: env_of(svc)
+        for name, svc in kafka_services().items()
+        if "scale-out" in svc.get("profiles", [])
+    }
+    assert len(nodes) == 3
+    ids = {env["KAFKA_NODE_ID"] for env in nodes.values()}
+    assert len(ids) == 3
+    voters = {env["KAFKA_CONTROLLER_QUORUM_VOTERS"] for env in nodes.values()}
+    assert len(voters) == 1
+    expected = {f"{env['KAFKA_NODE_ID']}@{name}:9093" for name, env in nodes.items()}
+    assert set(voters.pop().split(",")) == expected
+    assert len({env["CLUSTER_ID"] for env in nodes.values()}) == 1
+
+
+def test_scale_out_kafka_replicates_internal_topics_on_all_three_nodes():
+    for name, svc in kafka_services().items():
+        if "scale-out" not in svc.get("profiles", []):
+            continue
+        env = env_of(svc)
+        assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3", name
+        assert env["KAFKA_DEFAULT_REPLICATION_FACTOR"] == "3", name
+        assert env["KAFKA_MIN_INSYNC_REPLICAS"] == "2", name
+
+
+def test_default_kafka_node_starts_without_a_profile():
+    defaults = [name for name, svc in kafka_services().items() if not svc.get("profiles")]
+    assert len(defaults) == 1
+    assert env_of(services()[defaults[0]])["KAFKA_CONTROLLER_QUORUM_VOTERS"].count("@") == 1
+
+
+# -- secrets ---------------------------------------------------------------------------------------
+def test_every_secret_setting_is_an_environment_reference_not_a_literal():
+    literals = {
+        f"{name}.{key}": value
+        for name, svc in services().items()
+        for key, value in env_of(svc).items()
+        if any(word in key.upper() for word in SECRET_WORDS) and not ENV_REFERENCE.match(value)
+    }
+    assert literals == {}
+
+
+def test_passwords_inside_connection_urls_come_from_the_environment():
+    with_password = 0
+    for name, svc in services().items():
+        for text in [*env_of(svc).values(), command_text(svc)]:
+            text = re.sub(r"\$\{[^}]*\}", "ENVREF", text)
+            for url in re.findall(r"[a-z0-9+]+://\S+", text):
+                password = urlsplit(url).password
+                if password is not None:
+                    with_password += 1
+                    assert password == "ENVREF", f"{name}: literal password in {url}"
+    assert with_password > 0
+
+
+def test_env_example_holds_no_uncommented_values():
+    live = [
+        line
+        for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert live == []
+
+
+# -- UrbanFlow services ----------------------------------------------------------------------------
+def test_sink_stops_on_sigterm_with_time_to_commit_its_batch():
+    sink = services()["sink"]
+    assert sink["stop_signal"] == "SIGTERM"
+    assert sink["stop_grace_period"] == "60s"
+    assert sink["restart"] == "unless-stopped"
+    assert command_text(sink).startswith("sink run")
+
+
+def test_sink_keeps_the_warehouse_on_a_named_volume():
+    sink = services()["sink"]
+    warehouse_dir = str(Path(env_of(sink)["UF_WAREHOUSE_PATH"]).parent)
+    source_by_target = {v.split(":")[1]: v.split(":")[0] for v in sink["volumes"]}
+    assert source_by_target.get(warehouse_dir) in compose()["volumes"]
+
+
+def test_topics_are_applied_before_the_sink_starts():
+    assert command_text(services()["topics-init"]) == "topics apply"
+    condition = services()["sink"]["depends_on"]["topics-init"]["condition"]
+    assert condition == "service_completed_successfully"
+
+
+def test_app_services_point_settings_at_files_inside_the_image():
+    """An installed package has no source tree, so the settings' repo-relative defaults must not
+    be relied on in containers."""
+    for name in ("topics-init", "sink"):
+        env = env_of(services()[name])
+        for key in ("UF_TOPICS_FILE", "UF_DBT_PROJECT_DIR", "UF_WAREHOUSE_PATH", "UF_STATE_DIR"):
+            assert env.get(key, "").startswith("/"), f"{name}.{key}"
+
+
+def test_planned_ingest_api_does_not_start_by_default():
+    api = services()["ingest-api"]
+    assert api["profiles"] == ["planned"]
+    assert command_text(api) == "api serve --host 0.0.0.0 --port 8080"
+
+
+# -- wiring ----------------------------------------------------------------------------------------
+def test_every_depends_on_target_is_a_defined_service():
+    missing = {
+        f"{name} -> {target}"
+        for name, svc in services().items()
+        for target in svc.get("depends_on", {})
+        if target not in services()
+    }
+    assert missing == set()
+
+
+def test_every_named_volume_a_service_mounts_is_declared():
+    declared = set(compose().get("volumes", {}))
+    for name, svc in services().items():
+        for volume in svc.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if not source.startswith((".", "/")):
+                assert source in declared, f"{name}: volume {source} is not declared"
+
+
+@pytest.mark.parametrize("name", ["airflow-postgres", "superset-postgres", "redis"])
+def test_backing_store_has_a_healthcheck(name: str):
+    assert services()[name]["healthcheck"]["test"]
+
+
+# -- Airflow and Superset --------------------------------------------------------------------------
+def airflow_services() -> dict[str, dict[str, Any]]:
+    return {n: s for n, s in services().items() if n.startswith("airflow-") and "postgres" not in n}
+
+
+def test_airflow_runs_the_celery_executor_with_a_redis_broker():
+    for name, svc in airflow_services().items():
+        env = env_of(svc)
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
+        assert url_parts(env["AIRFLOW__CELERY__BROKER_URL"]).hostname == "redis", name
+
+
+def test_airflow_runs_each_component_as_its_own_service():
+    commands = {command_text(svc) for svc in airflow_services().values()}
+    expected = {"api-server", "scheduler", "dag-processor", "triggerer", "celery worker"}
+    assert expected <= commands
+
+
+def postgres_host(url: str) -> str:
+    parts = url_parts(url.removeprefix("db+"))
+    assert parts.scheme.startswith("postgresql"), url
+    host = parts.hostname or ""
+    assert str(services()[host]["image"]).startswith("postgres:"), url
+    return host
+
+
+def test_airflow_metadata_and_celery_results_live_in_postgres():
+    for name, svc in airflow_services().items():
+        env = env_of(svc)
+        assert postgres_host(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]), name
+        assert postgres_host(env["AIRFLOW__CELERY__RESULT_BACKEND"]), name
+
+
+def test_superset_metadata_lives_in_postgres_and_caches_in_redis():
+    for name in ("superset", "superset-init"):
+        env = env_of(services()[name])
+        assert postgres_host(env["SUPERSET_DATABASE_URI"]) == "superset-postgres"
+        assert url_parts(env["SUPERSET_REDIS_URL"]).hostname == "redis"
+    assert "RedisCache" in DOCKERFILE.read_text(encoding="utf-8")
+
+
+# -- documentation of settings ---------------------------------------------------------------------
+def test_code_reads_the_uf_variables_we_expect_to_find():
+    assert {"UF_KAFKA_BOOTSTRAP", "UF_WAREHOUSE_PATH", "UF_KAFKA_HEAP"} <= (
+        uf_variables_read_by_the_code()
+    )
+
+
+def test_env_example_mentions_every_uf_variable_the_code_reads():
+    documented = set(UF_VARIABLE.findall(ENV_EXAMPLE.read_text(encoding="utf-8")))
+    assert uf_variables_read_by_the_code() - documented == set()
+
+
+def test_readme_configuration_table_mentions_every_uf_variable_the_code_reads():
+    text = README.read_text(encoding="utf-8")
+    section = re.search(r"^## Configuration\n(.*?)(?=^## )", text, re.MULTILINE | re.DOTALL)
+    assert section, "README has no '## Configuration' section"
+    table_rows = [line for line in section.group(1).splitlines() if line.startswith("|")]
+    in_table = set(UF_VARIABLE.findall("\n".join(table_rows)))
+    assert uf_variables_read_by_the_code() - in_table == set()

@@ -1,0 +1,98 @@
+"""The msgspec fast path must never accept what the JSON Schema contract refuses."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import msgspec
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from connectors.contracts import get_contract, registry
+from connectors.contracts.fast import NotCompilable, compile_event_decoder, to_type
+from connectors.errors import ContractError
+from connectors.samples.synthetic import observation_events
+
+OBSERVATION = "org.urbanflow.stats.observation.v1"
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30)
+    | st.sampled_from(["2021", "2021-Q3", "1.0", "urn:x", "A:B(1.0)", "2026-01-01T00:00:00Z"]),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
+    found = [prefix]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found.extend(_paths(value, (*prefix, key)))
+    return found
+
+
+def _mutate(event: dict, path: tuple, action: str, value: Any, new_key: str) -> dict:
+    mutated = copy.deepcopy(event)
+    if not path:
+        return mutated
+    parent = mutated
+    for key in path[:-1]:
+        parent = parent[key]
+    if action == "replace":
+        parent[path[-1]] = value
+    elif action == "delete":
+        del parent[path[-1]]
+    elif isinstance(parent[path[-1]], dict):
+        parent[path[-1]][new_key] = value
+    return mutated
+
+
+def test_every_current_contract_compiles_to_a_fast_decoder():
+    for event_type, contract in registry().items():
+        assert compile_event_decoder(contract.event_schema, "E") is not None, event_type
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.data(),
+    st.sampled_from(["replace", "delete", "add"]),
+    json_values,
+    st.text(max_size=8),
+)
+def test_fast_decoder_accepts_only_events_the_schema_accepts(data, action, value, new_key):
+    contract = get_contract(OBSERVATION)
+    decoder = compile_event_decoder(contract.event_schema, "E")
+    event = orjson.loads(next(observation_events(1, target_bytes=300))[1])
+    path = data.draw(st.sampled_from(_paths(event)))
+    mutated = _mutate(event, path, action, value, new_key)
+    try:
+        decoder.decode(orjson.dumps(mutated))
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return  # refusing is always safe: the slow path has the final word
+    try:
+        contract.validate_event(mutated)
+    except ContractError as exc:
+        pytest.fail(f"fast path accepted an invalid event ({exc}): {mutated}")
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "object", "oneOf": [{"required": ["a"]}]},
+        {"type": "string", "format": "email"},
+        {"$ref": "#/defs/x"},
+        {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": {}},
+    ],
+)
+def test_keywords_outside_the_supported_subset_are_not_compiled(schema):
+    with pytest.raises(NotCompilable):
+        to_type(schema)
