@@ -57,7 +57,10 @@ def broker_status(bootstrap: str, specs: list[TopicSpec], group: str) -> StatusR
         ends = admin.list_partition_offsets(dict.fromkeys(partitions, OffsetSpec.LATEST))
         for name in names:
             report.topics[name] = sum(v.offset for tp, v in ends.items() if tp.topic == name)
-        committed = admin.list_group_offsets({group: None}).get(group, {})
+        try:
+            committed = admin.list_group_offsets({group: None}).get(group, {})
+        except KafkaError:  # the group has never committed (fresh broker): no offsets yet
+            committed = {}
         for tp in sorted(partitions):
             if tp.topic in {s.name for s in specs if s.sink}:
                 meta = committed.get(tp)

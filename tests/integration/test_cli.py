@@ -43,14 +43,23 @@ def test_topics_apply_is_idempotent(kafka_bootstrap):
 
 
 def test_status_shows_broker_topics_lag_and_warehouse(kafka_bootstrap, tmp_path):
-    result = run([CLI, "status"], UF_KAFKA_BOOTSTRAP=kafka_bootstrap, UF_VAR_DIR=str(tmp_path))
-    assert result.returncode == 0, result.stderr
+    result = run(
+        [CLI, "status"],
+        UF_KAFKA_BOOTSTRAP=kafka_bootstrap,
+        UF_WAREHOUSE_PATH=str(tmp_path / "warehouse.duckdb"),
+        UF_SINK_GROUP="a-group-that-never-committed",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
     assert "broker: up" in result.stdout
     assert "stats.sdmx.observation.v1" in result.stdout
     assert "not created yet" in result.stdout
 
 
 def test_status_exits_non_zero_when_the_broker_is_down(tmp_path):
-    result = run([CLI, "status"], UF_KAFKA_BOOTSTRAP="127.0.0.1:1", UF_VAR_DIR=str(tmp_path))
+    result = run(
+        [CLI, "status"],
+        UF_KAFKA_BOOTSTRAP="127.0.0.1:1",
+        UF_WAREHOUSE_PATH=str(tmp_path / "warehouse.duckdb"),
+    )
     assert result.returncode == 1
     assert "broker: down" in result.stdout
