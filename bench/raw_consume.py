@@ -11,15 +11,15 @@ import time
 
 from kafka import KafkaConsumer, TopicPartition
 
+from connectors.sink.service import FETCH_SETTINGS
+
 
 def main(bootstrap: str, topic: str, partitions: int) -> None:
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         max_poll_records=20_000,
-        fetch_max_bytes=64 * 1024 * 1024,
-        max_partition_fetch_bytes=16 * 1024 * 1024,
-        fetch_max_wait_ms=100,
+        **FETCH_SETTINGS,
     )
     started = time.monotonic()
     tps = [TopicPartition(topic, p) for p in range(partitions)]

@@ -37,6 +37,7 @@ class Settings:
     state_dir: Path
     topics_file: Path
     sink_group: str
+    sink_instance_id: str | None
     sink_batch_max_records: int
     sink_batch_max_ms: int
     max_event_bytes: int
@@ -57,6 +58,7 @@ class Settings:
                 os.environ.get("UF_TOPICS_FILE") or REPO_ROOT / "infra" / "kafka" / "topics.yml"
             ),
             sink_group=os.environ.get("UF_SINK_GROUP") or "urbanflow-sink",
+            sink_instance_id=os.environ.get("UF_SINK_INSTANCE_ID") or None,
             sink_batch_max_records=_int("UF_SINK_BATCH_MAX_RECORDS", 20_000),
             sink_batch_max_ms=_int("UF_SINK_BATCH_MAX_MS", 1_000),
             max_event_bytes=_int("UF_MAX_EVENT_BYTES", 256 * 1024),

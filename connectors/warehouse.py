@@ -40,13 +40,18 @@ def warehouse_lock(warehouse: Path, timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -
 
 @contextmanager
 def connect(
-    warehouse: Path, *, read_only: bool = False, timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+    warehouse: Path,
+    *,
+    read_only: bool = False,
+    timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+    memory_limit: str | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse under the lock, and close it before the lock is released."""
     with warehouse_lock(warehouse, timeout_s):
         if read_only and not warehouse.exists():
             raise UrbanFlowError(f"warehouse {warehouse} does not exist yet; run the sink first")
-        con = duckdb.connect(str(warehouse), read_only=read_only)
+        config = {"memory_limit": memory_limit} if memory_limit else {}
+        con = duckdb.connect(str(warehouse), read_only=read_only, config=config)
         try:
             yield con
         finally:

@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 import orjson
+import pyarrow as pa
 
 from connectors.contracts import Contract, get_contract
 from connectors.contracts.fast import compile_event_decoder
@@ -59,14 +60,59 @@ class DeadLetter:
         ]
 
 
+ARROW_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("source", pa.string()),
+        ("type", pa.string()),
+        ("subject", pa.string()),
+        ("event_time", pa.string()),
+        ("specversion", pa.string()),
+        ("dataschema", pa.string()),
+        ("data", pa.string()),
+        ("message_key", pa.string()),
+        ("kafka_topic", pa.string()),
+        ("kafka_partition", pa.int32()),
+        ("kafka_offset", pa.int64()),
+        ("kafka_timestamp", pa.timestamp("ms", tz="UTC")),
+    ]
+)
+
+
+def _unset_to_none(value: Any) -> Any:
+    return None if value is msgspec.UNSET else value
+
+
 @dataclass
 class ColumnBatch:
-    """Rows of one raw table, kept column-wise so they become an Arrow table without copying."""
+    """Rows of one raw table, kept column-wise so they become an Arrow table in one step."""
 
     columns: dict[str, list[Any]] = field(default_factory=lambda: {c: [] for c in RAW_COLUMNS})
 
     def __len__(self) -> int:
         return len(self.columns["event_id"])
+
+    def extend_valid(self, records: list[Any], events: list[Any]) -> None:
+        """Add records whose events the fast decoder accepted (msgspec structs)."""
+        cols = self.columns
+        cols["event_id"].extend([e.id for e in events])
+        cols["source"].extend([e.source for e in events])
+        cols["type"].extend([e.type for e in events])
+        cols["subject"].extend([_unset_to_none(e.subject) for e in events])
+        cols["event_time"].extend([e.time for e in events])
+        cols["specversion"].extend([e.specversion for e in events])
+        cols["dataschema"].extend([_unset_to_none(e.dataschema) for e in events])
+        cols["data"].extend([_ENCODE(e.data) for e in events])
+        cols["message_key"].extend(
+            [None if r.key is None else r.key.decode("utf-8", "replace") for r in records]
+        )
+        cols["kafka_topic"].extend([r.topic for r in records])
+        cols["kafka_partition"].extend([r.partition for r in records])
+        cols["kafka_offset"].extend([r.offset for r in records])
+        cols["kafka_timestamp"].extend([r.timestamp for r in records])
+
+    def to_arrow(self) -> pa.Table:
+        return pa.table(self.columns, schema=ARROW_SCHEMA)
 
 
 class RecordDecoder:
@@ -91,60 +137,36 @@ class RecordDecoder:
         }
 
     def decode_records(self, records: list[Any], batch: ColumnBatch) -> list[DeadLetter]:
-        """Append the rows of one partition's records to `batch`; return the dead letters."""
-        dead: list[DeadLetter] = []
+        """Append the rows of one partition's records to `batch`; return the dead letters.
+
+        The common case (every record valid) is a few list comprehensions over one msgspec call
+        per record; only a batch with a bad record is walked record by record.
+        """
         fast = self._fast[records[0].topic]
-        if fast is None:
-            for record in records:
-                if (letter := self.decode_into(record, batch)) is not None:
-                    dead.append(letter)
-            return dead
-        decode, encode, unset, limit = fast.decode, _ENCODE, msgspec.UNSET, self.max_event_bytes
-        cols = batch.columns
-        event_id, source, type_, subject = (
-            cols["event_id"],
-            cols["source"],
-            cols["type"],
-            cols["subject"],
-        )
-        event_time, specversion, dataschema, data = (
-            cols["event_time"],
-            cols["specversion"],
-            cols["dataschema"],
-            cols["data"],
-        )
-        key_col, topic, partition, offset, timestamp = (
-            cols["message_key"],
-            cols["kafka_topic"],
-            cols["kafka_partition"],
-            cols["kafka_offset"],
-            cols["kafka_timestamp"],
-        )
-        for record in records:
-            value = record.value
+        if fast is not None:
+            values = [record.value for record in records]
             try:
-                if value is None or len(value) > limit:
-                    raise msgspec.ValidationError
-                event = decode(value)
-            except (msgspec.ValidationError, msgspec.DecodeError):
-                if (letter := self.decode_into(record, batch)) is not None:
-                    dead.append(letter)
-                continue
-            event_id.append(event.id)
-            source.append(event.source)
-            type_.append(event.type)
-            subject.append(None if event.subject is unset else event.subject)
-            event_time.append(event.time)
-            specversion.append(event.specversion)
-            dataschema.append(None if event.dataschema is unset else event.dataschema)
-            data.append(encode(event.data))
-            key = record.key
-            key_col.append(key.decode("utf-8", "replace") if key is not None else None)
-            topic.append(record.topic)
-            partition.append(record.partition)
-            offset.append(record.offset)
-            timestamp.append(record.timestamp)
+                if max(map(len, values)) <= self.max_event_bytes:
+                    batch.extend_valid(records, [fast.decode(value) for value in values])
+                    return []
+            except (msgspec.ValidationError, msgspec.DecodeError, TypeError):
+                pass  # some record is bad: find it below
+        dead: list[DeadLetter] = []
+        for record in records:
+            event = self._decode_fast(fast, record.value)
+            if event is not None:
+                batch.extend_valid([record], [event])
+            elif (letter := self.decode_into(record, batch)) is not None:
+                dead.append(letter)
         return dead
+
+    def _decode_fast(self, fast: msgspec.json.Decoder | None, value: bytes | None) -> Any:
+        if fast is None or value is None or len(value) > self.max_event_bytes:
+            return None
+        try:
+            return fast.decode(value)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return None
 
     def decode_into(self, record: Any, batch: ColumnBatch) -> DeadLetter | None:
         """Append the record's row to `batch`, or return why it must go to the dead-letter topic."""

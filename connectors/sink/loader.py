@@ -9,29 +9,10 @@ from datetime import UTC, datetime
 import duckdb
 import pyarrow as pa
 
-from connectors.sink.decode import RAW_COLUMNS, ColumnBatch, DeadLetter
+from connectors.sink.decode import DeadLetter
 
 OFFSETS_TABLE = "raw._sink_offsets"
 DEAD_LETTERS_TABLE = "raw._sink_dead_letters"
-
-_ARROW_SCHEMA = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("source", pa.string()),
-        ("type", pa.string()),
-        ("subject", pa.string()),
-        ("event_time", pa.string()),
-        ("specversion", pa.string()),
-        ("dataschema", pa.string()),
-        ("data", pa.string()),
-        ("message_key", pa.string()),
-        ("kafka_topic", pa.string()),
-        ("kafka_partition", pa.int32()),
-        ("kafka_offset", pa.int64()),
-        ("kafka_timestamp", pa.timestamp("ms", tz="UTC")),
-    ]
-)
-assert tuple(_ARROW_SCHEMA.names) == RAW_COLUMNS
 
 _RAW_TABLE_DDL = """
 create table if not exists raw.{table} (
@@ -89,7 +70,7 @@ def stored_offsets(con: duckdb.DuckDBPyConnection) -> dict[TopicPartitionKey, in
 
 def write_batch(
     con: duckdb.DuckDBPyConnection,
-    batches: Mapping[str, ColumnBatch],
+    tables: Mapping[str, pa.Table],
     dead_letters: list[DeadLetter],
     next_offsets: Mapping[TopicPartitionKey, int],
 ) -> None:
@@ -97,10 +78,10 @@ def write_batch(
     now = datetime.now(UTC)
     con.execute("begin transaction")
     try:
-        for table, batch in batches.items():
-            if not len(batch):
+        for table, rows in tables.items():
+            if not rows.num_rows:
                 continue
-            con.register("arrow_batch", pa.table(batch.columns, schema=_ARROW_SCHEMA))
+            con.register("arrow_batch", rows)
             con.execute(
                 f"""insert into raw.{table}
                 select event_id, source, type, subject, cast(event_time as timestamptz),

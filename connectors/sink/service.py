@@ -7,11 +7,12 @@ loses nor duplicates a record. Offsets are also committed to Kafka, so consumer 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import signal
 import time
 import uuid
 from collections import defaultdict
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,14 @@ from connectors.warehouse import connect
 
 BATCH_LANDED_TOPIC = "ops.warehouse.batch_landed.v1"
 BATCH_LANDED_TYPE = "org.urbanflow.ops.batch_landed.v1"
+# How much the consumer fetches per request: enough to keep the pipe full, small enough to keep the
+# sink's memory bounded. bench/raw_consume.py uses the same, so the ceiling is measured fairly.
+WRITER_MEMORY_LIMIT = "96MB"  # DuckDB's default is 80 % of RAM; the sink needs far less
+FETCH_SETTINGS = {
+    "fetch_max_bytes": 16 * 1024 * 1024,
+    "max_partition_fetch_bytes": 4 * 1024 * 1024,
+    "fetch_max_wait_ms": 100,
+}
 
 
 @dataclass
@@ -81,8 +90,6 @@ class Sink:
         self._pending = _Pending()
         self._consumer: KafkaConsumer | None = None
         self._producer: EventProducer | None = None
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-writer")
-        self._in_flight: tuple[_Pending, Future[None]] | None = None
         with connect(settings.warehouse_path) as con:
             ensure_schema(con, [spec.raw_table for spec in self.specs.values()])
 
@@ -108,13 +115,15 @@ class Sink:
             self._consumer = KafkaConsumer(
                 bootstrap_servers=settings.kafka_bootstrap,
                 group_id=settings.sink_group,
+                # Static membership: a restarted sink with the same id gets its partitions back
+                # at once instead of waiting out a rebalance (Kafka Connect works the same way).
+                group_instance_id=settings.sink_instance_id,
+                session_timeout_ms=15_000,
                 client_id="urbanflow-sink",
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 max_poll_records=settings.sink_batch_max_records,
-                fetch_max_bytes=64 * 1024 * 1024,
-                max_partition_fetch_bytes=16 * 1024 * 1024,
-                fetch_max_wait_ms=100,
+                **FETCH_SETTINGS,
             )
         except KafkaError:
             raise BrokerUnavailableError(
@@ -124,11 +133,8 @@ class Sink:
         self._consumer.subscribe(sorted(self.specs), listener=_SeekToWarehouseOffsets(self))
 
     def _close(self) -> None:
-        if self._consumer is not None:
-            if self._pending:
-                self._commit()
-            self._drain()
-        self._writer.shutdown()
+        if self._pending and self._consumer is not None:
+            self._commit()
         if self._producer is not None:
             self._producer.confirm()
             self._producer.close()
@@ -156,11 +162,9 @@ class Sink:
                     or age_ms >= settings.sink_batch_max_ms
                 ):
                     self._commit()
+                    progress.update()
                 if until_caught_up and not polled and not self._pending and self._caught_up():
                     break
-                if self._in_flight is not None and self._in_flight[1].done():
-                    self._drain()
-                    progress.update()
 
     def _decode(self, records: list[Any]) -> None:
         pending = self._pending
@@ -172,12 +176,9 @@ class Sink:
         pending.count += len(records)
 
     def _commit(self) -> None:
-        """Hand the batch in hand to the writer thread, so the next one is consumed meanwhile.
-
-        Dead letters go to Kafka first (confirmed), so a crash can repeat a dead letter but never
-        lose one; rows, dead-letter rows and next offsets then commit in one DuckDB transaction.
-        """
-        assert self._producer is not None
+        """Dead letters to Kafka first (confirmed), then rows, dead-letter rows and next offsets in
+        one DuckDB transaction: a crash can repeat a dead letter but never lose or double a row."""
+        assert self._consumer is not None and self._producer is not None
         pending, self._pending = self._pending, _Pending()
         for dead in pending.dead:
             self._producer.send_raw(
@@ -188,27 +189,16 @@ class Sink:
             )
         if pending.dead:
             self._producer.confirm()
-        self._drain()
-        self._in_flight = (pending, self._writer.submit(self._write, pending))
-
-    def _write(self, pending: _Pending) -> None:
-        with connect(self.settings.warehouse_path) as con:
-            write_batch(con, pending.batches, pending.dead, pending.next_offsets)
-
-    def _drain(self) -> None:
-        """Wait for the batch being written; then commit its offsets to Kafka and announce it."""
-        if self._in_flight is None:
-            return
-        assert self._consumer is not None
-        pending, future = self._in_flight
-        self._in_flight = None
-        future.result()
-        loaded = {table: len(batch) for table, batch in pending.batches.items() if len(batch)}
+        tables = {name: batch.to_arrow() for name, batch in pending.batches.items() if len(batch)}
+        pending.batches.clear()  # the Arrow copy is all we need now; keeps peak memory down
+        with connect(self.settings.warehouse_path, memory_limit=WRITER_MEMORY_LIMIT) as con:
+            write_batch(con, tables, pending.dead, pending.next_offsets)
+        loaded = {name: table.num_rows for name, table in tables.items()}
         self.stats.batches += 1
         self.stats.loaded += sum(loaded.values())
         self.stats.dead_lettered += len(pending.dead)
-        for table, rows in loaded.items():
-            self.stats.rows_by_table[table] += rows
+        for name, rows in loaded.items():
+            self.stats.rows_by_table[name] += rows
         self._consumer.commit(
             {
                 TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
@@ -216,6 +206,7 @@ class Sink:
             }
         )
         self._announce(loaded, len(pending.dead), pending.next_offsets)
+        release_freed_memory()
 
     def _announce(
         self, loaded: dict[str, int], dead: int, offsets: dict[tuple[str, int], int]
@@ -265,7 +256,13 @@ class Sink:
     def flush_before_revoke(self) -> None:
         if self._pending:
             self._commit()
-        self._drain()
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed after a batch back to the OS (glibc keeps it otherwise), so the sink's
+    RSS reflects the batch in hand, not the largest batch it ever held."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 class _SeekToWarehouseOffsets(ConsumerRebalanceListener):

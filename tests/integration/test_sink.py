@@ -20,6 +20,7 @@ from connectors.kafka.topics import TopicSpec
 from connectors.samples.synthetic import observation_events
 from connectors.settings import Settings
 from connectors.sink import Sink
+from connectors.warehouse import connect
 
 pytestmark = pytest.mark.integration
 
@@ -153,7 +154,8 @@ def _sink_process(
         "UF_WAREHOUSE_PATH": str(settings.warehouse_path),
         "UF_TOPICS_FILE": str(topics_file),
         "UF_SINK_GROUP": settings.sink_group,
-        "UF_SINK_BATCH_MAX_RECORDS": "2000",
+        "UF_SINK_INSTANCE_ID": "test-sink-1",
+        "UF_SINK_BATCH_MAX_RECORDS": "1000",
         "UF_SINK_BATCH_MAX_MS": "200",
     }
     cli = Path(sys.executable).with_name("urbanflow")
@@ -185,6 +187,21 @@ def _topics_file(tmp_path: Path, spec: TopicSpec) -> Path:
     return path
 
 
+def _loaded_so_far(warehouse: Path) -> int:
+    """Rows committed so far, read under the warehouse lock the sink also takes."""
+    if not warehouse.exists():
+        return 0
+    with connect(warehouse, read_only=True) as con:
+        found = con.execute(
+            "select count(*) from information_schema.tables where table_name = '_sink_offsets'"
+        ).fetchone()[0]
+        if not found:
+            return 0
+        return con.execute(
+            "select coalesce(sum(next_offset), 0) from raw._sink_offsets"
+        ).fetchone()[0]
+
+
 @pytest.mark.slow
 def test_sink_killed_with_sigkill_mid_load_and_restarted_loads_each_event_once(
     settings, observation_topic, tmp_path
@@ -192,19 +209,24 @@ def test_sink_killed_with_sigkill_mid_load_and_restarted_loads_each_event_once(
     total = 60_000
     produce(settings, observation_topic.name, total)
     topics_file = _topics_file(tmp_path, observation_topic)
-    kills = 0
-    for delay in (2.0, 1.2, 2.5, 1.6, 3.0):
+    kills_mid_load = 0
+    for extra_delay in (0.0, 0.3, 0.7, 0.1, 0.5):
+        before = _loaded_so_far(settings.warehouse_path)
         proc = _sink_process(settings, topics_file)
-        time.sleep(delay)
+        deadline = time.monotonic() + 60
+        while _loaded_so_far(settings.warehouse_path) == before and time.monotonic() < deadline:
+            time.sleep(0.05)  # wait until this run has committed at least one batch
+        time.sleep(extra_delay)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
-            kills += 1
+            if _loaded_so_far(settings.warehouse_path) < total:
+                kills_mid_load += 1
         proc.wait(timeout=30)
     final = _sink_process(settings, topics_file)
     output, _ = final.communicate(timeout=300)
 
     assert final.returncode == 0, output
-    assert kills >= 3, "the sink finished too early for the crash test to mean anything"
+    assert kills_mid_load >= 3, "the sink finished too early for the crash test to mean anything"
     assert raw_counts(settings.warehouse_path, observation_topic) == (total, total, total)
 
 
