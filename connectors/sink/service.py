@@ -34,7 +34,8 @@ BATCH_LANDED_TOPIC = "ops.warehouse.batch_landed.v1"
 BATCH_LANDED_TYPE = "org.urbanflow.ops.batch_landed.v1"
 # How much the consumer fetches per request: enough to keep the pipe full, small enough to keep the
 # sink's memory bounded. bench/raw_consume.py uses the same, so the ceiling is measured fairly.
-WRITER_MEMORY_LIMIT = "96MB"  # DuckDB's default is 80 % of RAM; the sink needs far less
+POLL_MAX_RECORDS = 5_000  # records decoded per poll; a batch gathers several polls
+WRITER_MEMORY_LIMIT = "64MB"  # DuckDB's default is 80 % of RAM; the sink needs far less
 FETCH_SETTINGS = {
     "fetch_max_bytes": 16 * 1024 * 1024,
     "max_partition_fetch_bytes": 4 * 1024 * 1024,
@@ -122,7 +123,7 @@ class Sink:
                 client_id="urbanflow-sink",
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
-                max_poll_records=settings.sink_batch_max_records,
+                max_poll_records=POLL_MAX_RECORDS,
                 **FETCH_SETTINGS,
             )
         except KafkaError:
@@ -149,9 +150,7 @@ class Sink:
             while not self._stopping:
                 if max_seconds is not None and self.stats.seconds >= max_seconds:
                     break
-                polled = self._consumer.poll(
-                    timeout_ms=200, max_records=settings.sink_batch_max_records
-                )
+                polled = self._consumer.poll(timeout_ms=200)
                 for records in polled.values():
                     self._decode(records)
                 pending = self._pending
