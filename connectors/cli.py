@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -16,9 +15,12 @@ from connectors import status as status_module
 from connectors.errors import UrbanFlowError
 from connectors.kafka.producer import EventProducer
 from connectors.kafka.topics import apply_topics, load_topics
+from connectors.sdk import load_config, run_source
+from connectors.sdk.config import describe_config
 from connectors.settings import Settings
 from connectors.sink import Sink
-from connectors.sources import sdmx
+from connectors.sources.registry import all_sources, get_source
+from connectors.sources.state import StateStore
 from connectors.transform import run_dbt
 
 app = typer.Typer(
@@ -31,11 +33,9 @@ topics_app = typer.Typer(
     help="Declared Kafka topics (infra/kafka/topics.yml).", no_args_is_help=True
 )
 source_app = typer.Typer(help="Source connectors.", no_args_is_help=True)
-source_run_app = typer.Typer(help="Run one source connector.", no_args_is_help=True)
 sink_app = typer.Typer(help="The Kafka -> DuckDB sink.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(source_app, name="source")
-source_app.add_typer(source_run_app, name="run")
 app.add_typer(sink_app, name="sink")
 
 console = Console(stderr=True, soft_wrap=True)
@@ -69,25 +69,61 @@ def topics_list() -> None:
     out.print(table)
 
 
-@source_run_app.command("sdmx")
-def source_run_sdmx(
-    paths: Annotated[
-        list[Path] | None, typer.Argument(help="SDMX-JSON/CSV files or folders")
-    ] = None,
-    url: Annotated[list[str] | None, typer.Option(help="SDMX REST data query URL")] = None,
-) -> None:
-    """Send new or revised SDMX observations to stats.sdmx.observation.v1."""
-    if not paths and not url:
-        raise UrbanFlowError("give at least one SDMX file, folder or --url")
-    settings = Settings.from_env()
-    started = time.monotonic()
-    with EventProducer(settings.kafka_bootstrap, client_id="urbanflow-sdmx") as producer:
-        report = sdmx.run(producer, settings.state_dir, paths or [], url or [])
-    out.print(
-        f"sdmx: {report.inputs} inputs, {report.observations:,} observations, "
-        f"{report.sent:,} sent, {report.unchanged:,} unchanged, "
-        f"{time.monotonic() - started:.1f} s -> {sdmx.TOPIC}"
+ConfigFile = Annotated[Path | None, typer.Option("--config", help="YAML file of source settings")]
+Assignments = Annotated[
+    list[str] | None, typer.Option("--set", help="key=value setting (repeatable)")
+]
+Inputs = Annotated[list[str] | None, typer.Argument(help="files, folders or URLs to read")]
+
+
+def _source_config(
+    name: str, inputs: list[str] | None, config: Path | None, sets: list[str] | None
+):
+    source = get_source(name)
+    overrides = {"inputs": inputs} if inputs else None
+    return source, load_config(
+        name, source.config, file=config, assignments=sets or [], overrides=overrides
     )
+
+
+@source_app.command("list")
+def source_list() -> None:
+    """Every installed source with its streams, topics and settings."""
+    table = Table("source", "streams (topic, key)", "settings", "description")
+    for source in all_sources().values():
+        streams = "\n".join(f"{s.name}: {s.topic} (key: {s.key})" for s in source.streams)
+        settings = "\n".join(
+            f"{key}{'' if required else ' = ' + default}"
+            for key, _, required, default in describe_config(source.config)
+        )
+        table.add_row(source.name, streams, settings, source.description)
+    out.print(table)
+
+
+@source_app.command("check")
+def source_check(
+    name: str, inputs: Inputs = None, config: ConfigFile = None, sets: Assignments = None
+) -> None:
+    """Validate a source's settings and reach its inputs, before any data moves."""
+    source, parsed = _source_config(name, inputs, config, sets)
+    problems = source.check(parsed)
+    for problem in problems:
+        console.print(f"[red]✗[/] {problem}", highlight=False)
+    if problems:
+        raise typer.Exit(1)
+    out.print(f"{name}: config valid, inputs reachable")
+
+
+@source_app.command("run")
+def source_run(
+    name: str, inputs: Inputs = None, config: ConfigFile = None, sets: Assignments = None
+) -> None:
+    """Run a source once: send new events, checkpoint state after Kafka confirmed them."""
+    source, parsed = _source_config(name, inputs, config, sets)
+    settings = Settings.from_env()
+    with EventProducer(settings.kafka_bootstrap, client_id=f"urbanflow-{name}") as producer:
+        report = run_source(source, parsed, producer, StateStore(settings.state_dir, name))
+    out.print(report.summary())
 
 
 @sink_app.command("run")

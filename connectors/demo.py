@@ -9,9 +9,11 @@ from rich.console import Console
 
 from connectors.kafka.producer import EventProducer
 from connectors.kafka.topics import apply_topics, load_topics
+from connectors.sdk import load_config, run_source
 from connectors.settings import REPO_ROOT, Settings
 from connectors.sink import Sink
-from connectors.sources import sdmx
+from connectors.sources.registry import get_source
+from connectors.sources.state import StateStore
 from connectors.status import warehouse_counts
 from connectors.transform import run_dbt
 
@@ -24,12 +26,11 @@ def run_demo(settings: Settings, feeds: Path, out: Console) -> dict[str, int]:
     out.rule("[bold]UrbanFlow demo")
     apply_topics(settings.kafka_bootstrap, specs)
     out.print(f"1/4 topics ready at {settings.kafka_bootstrap}")
+    source = get_source("sdmx")
+    config = load_config("sdmx", source.config, overrides={"inputs": [str(feeds)]})
     with EventProducer(settings.kafka_bootstrap, client_id="urbanflow-demo") as producer:
-        report = sdmx.run(producer, settings.state_dir, [feeds])
-    out.print(
-        f"2/4 sdmx connector: {report.observations:,} observations in {report.inputs} feeds, "
-        f"{report.sent:,} sent, {report.unchanged:,} already sent before"
-    )
+        report = run_source(source, config, producer, StateStore(settings.state_dir, "sdmx"))
+    out.print(f"2/4 {report.summary()} (a re-run sends only new or revised observations)")
     stats = Sink(settings, specs).run(until_caught_up=True)
     out.print(f"3/4 {stats.summary(str(settings.warehouse_path))}")
     run_dbt(settings, ["build"], capture=True)

@@ -68,16 +68,35 @@ def stored_offsets(con: duckdb.DuckDBPyConnection) -> dict[TopicPartitionKey, in
     return {(topic, partition): offset for topic, partition, offset in rows.fetchall()}
 
 
+class StaleBatchError(Exception):
+    """The warehouse already holds data past where this batch starts (another sink instance, or
+    this one before a rebalance, committed it): the batch is dropped and re-read from there."""
+
+    def __init__(self, partitions: list[TopicPartitionKey]):
+        self.partitions = partitions
+        super().__init__(f"stale batch for {partitions}")
+
+
 def write_batch(
     con: duckdb.DuckDBPyConnection,
     tables: Mapping[str, pa.Table],
     dead_letters: list[DeadLetter],
+    first_offsets: Mapping[TopicPartitionKey, int],
     next_offsets: Mapping[TopicPartitionKey, int],
 ) -> None:
-    """Insert rows, dead-letter records and next offsets atomically."""
+    """Insert rows, dead-letter records and next offsets atomically, fenced on the stored offsets.
+
+    A batch may commit only if, for each of its partitions, the stored next offset is not past
+    the batch's first record. That makes loading exactly-once whatever the interleaving of
+    rebalances, restarts and zombie instances, without trusting Kafka's group membership.
+    """
     now = datetime.now(UTC)
     con.execute("begin transaction")
     try:
+        stored = stored_offsets(con)
+        stale = [tp for tp, first in first_offsets.items() if stored.get(tp, -1) > first]
+        if stale:
+            raise StaleBatchError(sorted(stale))
         for table, rows in tables.items():
             if not rows.num_rows:
                 continue

@@ -21,13 +21,13 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from connectors.errors import BrokerUnavailableError
+from connectors.errors import BrokerUnavailableError, ConfigError
 from connectors.events import make_event, stable_event_id
 from connectors.kafka.producer import EventProducer
 from connectors.kafka.topics import TopicSpec
 from connectors.settings import Settings
 from connectors.sink.decode import ColumnBatch, DeadLetter, RecordDecoder
-from connectors.sink.loader import ensure_schema, stored_offsets, write_batch
+from connectors.sink.loader import StaleBatchError, ensure_schema, stored_offsets, write_batch
 from connectors.warehouse import connect
 
 BATCH_LANDED_TOPIC = "ops.warehouse.batch_landed.v1"
@@ -48,6 +48,7 @@ class SinkStats:
     loaded: int = 0
     dead_lettered: int = 0
     batches: int = 0
+    stale_batches: int = 0
     started: float = field(default_factory=time.monotonic)
     rows_by_table: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
@@ -70,6 +71,7 @@ class _Pending:
     def __init__(self) -> None:
         self.batches: dict[str, ColumnBatch] = defaultdict(ColumnBatch)
         self.dead: list[DeadLetter] = []
+        self.first_offsets: dict[tuple[str, int], int] = {}
         self.next_offsets: dict[tuple[str, int], int] = {}
         self.count = 0
         self.opened = time.monotonic()
@@ -131,6 +133,15 @@ class Sink:
                 f"no Kafka broker answers at {settings.kafka_bootstrap}; start one with `make up`"
             ) from None
         self._producer = EventProducer(settings.kafka_bootstrap, client_id="urbanflow-sink")
+        # Load topic metadata before joining the group: a join that races the first metadata
+        # response gets an empty assignment from the range assignor and idles until the next
+        # metadata refresh. It also turns a missing topic into a clear error.
+        for topic in sorted(self.specs):
+            if not self._consumer.partitions_for_topic(topic):
+                raise ConfigError(
+                    f"topic {topic} does not exist at {settings.kafka_bootstrap}; "
+                    "run `urbanflow topics apply`"
+                )
         self._consumer.subscribe(sorted(self.specs), listener=_SeekToWarehouseOffsets(self))
 
     def _close(self) -> None:
@@ -166,12 +177,18 @@ class Sink:
                     break
 
     def _decode(self, records: list[Any]) -> None:
+        first = records[0]
+        partition = (first.topic, first.partition)
+        expected = self._pending.next_offsets.get(partition)
+        if expected is not None and first.offset < expected:
+            # The partition was rewound (a rebalance re-seeked it): never mix the two reads in
+            # one batch. Commit what we hold (the offset fence decides if it still may) first.
+            self._commit()
         pending = self._pending
-        last = records[0]
-        batch = pending.batches[self.specs[last.topic].raw_table]
+        batch = pending.batches[self.specs[first.topic].raw_table]
         pending.dead.extend(self.decoder.decode_records(records, batch))
-        last = records[-1]
-        pending.next_offsets[(last.topic, last.partition)] = last.offset + 1
+        pending.first_offsets.setdefault(partition, first.offset)
+        pending.next_offsets[partition] = records[-1].offset + 1
         pending.count += len(records)
 
     def _commit(self) -> None:
@@ -190,8 +207,22 @@ class Sink:
             self._producer.confirm()
         tables = {name: batch.to_arrow() for name, batch in pending.batches.items() if len(batch)}
         pending.batches.clear()  # the Arrow copy is all we need now; keeps peak memory down
-        with connect(self.settings.warehouse_path, memory_limit=WRITER_MEMORY_LIMIT) as con:
-            write_batch(con, tables, pending.dead, pending.next_offsets)
+        try:
+            with connect(self.settings.warehouse_path, memory_limit=WRITER_MEMORY_LIMIT) as con:
+                write_batch(con, tables, pending.dead, pending.first_offsets, pending.next_offsets)
+        except StaleBatchError:
+            # Nothing of this batch was written: read all its partitions again from the stored
+            # offsets (those past the fence belong to someone else's work).
+            self.stats.stale_batches += 1
+            assigned = self._consumer.assignment()
+            self.seek_to_stored(
+                [
+                    TopicPartition(t, p)
+                    for t, p in pending.next_offsets
+                    if TopicPartition(t, p) in assigned
+                ]
+            )
+            return
         loaded = {name: table.num_rows for name, table in tables.items()}
         self.stats.batches += 1
         self.stats.loaded += sum(loaded.values())
@@ -252,9 +283,23 @@ class Sink:
             else:
                 self._consumer.seek(tp, offset)
 
-    def flush_before_revoke(self) -> None:
-        if self._pending:
-            self._commit()
+
+class _SeekToWarehouseOffsets(ConsumerRebalanceListener):
+    """The warehouse, not Kafka's group offsets, decides where each partition resumes.
+
+    kafka-python runs this on its IO thread, where blocking Kafka calls are not allowed, so a
+    revocation commits nothing: records in hand for a revoked partition fail the offset fence in
+    `write_batch` and are read again by whoever owns the partition next.
+    """
+
+    def __init__(self, sink: Sink):
+        self.sink = sink
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        return None
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.sink.seek_to_stored(list(assigned))
 
 
 def release_freed_memory() -> None:
@@ -262,19 +307,6 @@ def release_freed_memory() -> None:
     RSS reflects the batch in hand, not the largest batch it ever held."""
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-class _SeekToWarehouseOffsets(ConsumerRebalanceListener):
-    """The warehouse, not Kafka's group offsets, decides where each partition resumes."""
-
-    def __init__(self, sink: Sink):
-        self.sink = sink
-
-    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        self.sink.flush_before_revoke()
-
-    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        self.sink.seek_to_stored(list(assigned))
 
 
 class _Progress:

@@ -16,9 +16,11 @@ from kafka import KafkaConsumer, TopicPartition
 
 from connectors.kafka.producer import EventProducer
 from connectors.kafka.topics import apply_topics, load_topics
+from connectors.sdk import load_config, run_source
 from connectors.settings import Settings
 from connectors.sink import Sink
 from connectors.sources import sdmx
+from connectors.sources.state import StateStore
 from connectors.transform import run_dbt
 
 pytestmark = pytest.mark.integration
@@ -61,14 +63,16 @@ def real_topics(settings: Settings) -> list:
 
 
 def test_sample_feeds_flow_into_fct_city_indicator_with_the_feeds_totals(settings, real_topics):
+    config = load_config("sdmx", sdmx.SdmxConfig, overrides={"inputs": [str(FEEDS)]})
+    store = StateStore(settings.state_dir, "sdmx")
     with EventProducer(settings.kafka_bootstrap) as producer:
-        first = sdmx.run(producer, settings.state_dir, [FEEDS])
-        second = sdmx.run(producer, settings.state_dir, [FEEDS])
+        first = run_source(sdmx.SOURCE, config, producer, store)
+        second = run_source(sdmx.SOURCE, config, producer, store)
     Sink(settings, real_topics).run(until_caught_up=True)
     run_dbt(settings, ["build"], capture=True)
 
-    assert first.sent == first.observations == 2_112
-    assert second.sent == 0 and second.unchanged == 2_112
+    assert first.sent == 2_112
+    assert second.sent == 0
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         rows = con.execute(
             """select series_code, count(value), sum(value), count(distinct city_code),

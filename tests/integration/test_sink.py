@@ -146,7 +146,11 @@ def test_malformed_records_go_to_the_dlq_with_reasons_and_valid_ones_still_load(
 
 
 def _sink_process(
-    settings: Settings, topics_file: Path, *, until_caught_up: bool = True
+    settings: Settings,
+    topics_file: Path,
+    *,
+    until_caught_up: bool = True,
+    instance: str = "test-sink-1",
 ) -> subprocess.Popen:
     env = {
         **os.environ,
@@ -154,7 +158,7 @@ def _sink_process(
         "UF_WAREHOUSE_PATH": str(settings.warehouse_path),
         "UF_TOPICS_FILE": str(topics_file),
         "UF_SINK_GROUP": settings.sink_group,
-        "UF_SINK_INSTANCE_ID": "test-sink-1",
+        "UF_SINK_INSTANCE_ID": instance,
         "UF_SINK_BATCH_MAX_RECORDS": "1000",
         "UF_SINK_BATCH_MAX_MS": "200",
     }
@@ -227,6 +231,26 @@ def test_sink_killed_with_sigkill_mid_load_and_restarted_loads_each_event_once(
 
     assert final.returncode == 0, output
     assert kills_mid_load >= 3, "the sink finished too early for the crash test to mean anything"
+    assert raw_counts(settings.warehouse_path, observation_topic) == (total, total, total)
+
+
+@pytest.mark.slow
+def test_two_sink_instances_in_one_group_load_each_event_once(
+    settings, observation_topic, tmp_path
+):
+    total = 30_000
+    produce(settings, observation_topic.name, total)
+    topics_file = _topics_file(tmp_path, observation_topic)
+    first = _sink_process(settings, topics_file, until_caught_up=False, instance="sink-a")
+    second = _sink_process(settings, topics_file, until_caught_up=False, instance="sink-b")
+    deadline = time.monotonic() + 120
+    while _loaded_so_far(settings.warehouse_path) < total and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for proc in (first, second):
+        proc.send_signal(signal.SIGTERM)
+    outputs = [proc.communicate(timeout=60)[0] for proc in (first, second)]
+
+    assert [p.returncode for p in (first, second)] == [0, 0], outputs
     assert raw_counts(settings.warehouse_path, observation_topic) == (total, total, total)
 
 

@@ -1,37 +1,29 @@
 """National statistics offices' SDMX feeds (SDMX-JSON and SDMX-CSV), from files or an SDMX REST URL.
 
-Public API: `read_feeds()` parses every input first (a malformed file refuses the whole run before
-anything is sent), then `run()` sends one CloudEvent per new or revised observation and checkpoints
-what was sent only after Kafka confirmed delivery, so a re-run sends nothing new.
+`SOURCE` parses every input first (a malformed file refuses the whole run before anything is sent),
+then yields one event per new or revised observation; the SDK saves what was sent only after Kafka
+confirmed it, so a re-run sends nothing new.
 """
 
 from __future__ import annotations
 
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import msgspec
+
 from connectors.errors import SourceFormatError
-from connectors.events import make_event, stable_event_id
-from connectors.kafka.producer import EventProducer
+from connectors.events import stable_event_id
+from connectors.sdk import Checkpoint, Record, Source, Stream
 from connectors.sources.sdmx.helpers import SdmxObservation, parse_sdmx_csv, parse_sdmx_json
 from connectors.sources.sdmx.settings import ACCEPT_HEADERS, detect_format
-from connectors.sources.state import StateStore
 
 SOURCE_NAME = "sdmx"
 TOPIC = "stats.sdmx.observation.v1"
 EVENT_TYPE = "org.urbanflow.stats.observation.v1"
 FEED_SUFFIXES = (".json", ".csv")
-
-
-@dataclass
-class SdmxRunReport:
-    inputs: int = 0
-    observations: int = 0
-    sent: int = 0
-    unchanged: int = 0
 
 
 def _fetch(url: str, timeout_s: float = 60.0) -> tuple[bytes, str]:
@@ -84,46 +76,73 @@ def source_urn(observation: SdmxObservation) -> str:
     return "urn:nso:" + observation.dataflow.split(":", 1)[0].lower()
 
 
-def to_event(observation: SdmxObservation) -> tuple[str, dict]:
-    """(message key, CloudEvent). The id hashes the content, so a revision gets a new id."""
-    data = observation.to_event_data()
-    source = source_urn(observation)
-    event_id = stable_event_id(source, data)
-    subject = observation.dimensions.get("CITY") or observation.dimensions.get("REF_AREA")
-    event = make_event(EVENT_TYPE, source, data, event_id=event_id, subject=subject)
-    return observation.series_key, event
-
-
 def observation_key(observation: SdmxObservation) -> str:
     return f"{observation.dataflow}|{observation.series_key}|{observation.time_period}"
 
 
-def run(
-    producer: EventProducer,
-    state_dir: Path,
-    paths: Iterable[Path] = (),
-    urls: Iterable[str] = (),
-    *,
-    topic: str = TOPIC,
-) -> SdmxRunReport:
-    """Send new or revised observations; checkpoint only after Kafka confirmed them."""
-    paths, urls = list(paths), list(urls)
-    observations = read_feeds(paths, urls)
-    store = StateStore(state_dir, SOURCE_NAME)
-    sent_ids: dict[str, str] = store.load().get("sent", {})
-    report = SdmxRunReport(
-        inputs=len(expand_paths(paths)) + len(urls), observations=len(observations)
-    )
-    updates: dict[str, str] = {}
-    for observation in observations:
-        key, event = to_event(observation)
-        obs_key = observation_key(observation)
-        if sent_ids.get(obs_key) == event["id"]:
-            report.unchanged += 1
-            continue
-        producer.send_event(topic, event, key=key)
-        updates[obs_key] = event["id"]
-    report.sent = producer.confirm()
-    if updates:
-        store.save({"sent": {**sent_ids, **updates}})
-    return report
+class SdmxConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Files, folders (their .json/.csv feeds) and SDMX REST data URLs to read."""
+
+    inputs: list[str]
+    timeout_s: float = 60.0
+
+
+OBSERVATIONS = Stream(
+    name="observations",
+    topic=TOPIC,
+    event_type=EVENT_TYPE,
+    key="series key",
+    cursor="content hash per dataflow|series key|period (revisions are re-sent)",
+)
+
+
+def _split_inputs(inputs: Iterable[str]) -> tuple[list[Path], list[str]]:
+    urls = [i for i in inputs if i.startswith(("http://", "https://"))]
+    return [Path(i) for i in inputs if i not in urls], urls
+
+
+class SdmxSource(Source):
+    name = SOURCE_NAME
+    description = "National statistics offices: SDMX-JSON / SDMX-CSV data messages (files or REST)"
+    config = SdmxConfig
+    streams = (OBSERVATIONS,)
+
+    def check(self, config: SdmxConfig) -> list[str]:
+        problems = []
+        paths, urls = _split_inputs(config.inputs)
+        if not config.inputs:
+            problems.append("no inputs: give files, folders or SDMX REST URLs")
+        problems += [f"{p}: no such file or directory" for p in paths if not p.exists()]
+        for url in urls:
+            try:
+                _fetch(url, config.timeout_s)
+            except SourceFormatError as exc:
+                problems.append(str(exc))
+        return problems
+
+    def read(self, config: SdmxConfig, state: dict) -> Iterator[Record | Checkpoint]:
+        """Parse everything first (a bad file refuses the run), then yield new or revised ones."""
+        paths, urls = _split_inputs(config.inputs)
+        observations = read_feeds(paths, urls)
+        sent_ids: dict[str, str] = dict(state.get("sent", {}))
+        for observation in observations:
+            data = observation.to_event_data()
+            source = source_urn(observation)
+            event_id = stable_event_id(source, data)
+            obs_key = observation_key(observation)
+            if sent_ids.get(obs_key) == event_id:
+                continue
+            sent_ids[obs_key] = event_id
+            yield Record(
+                stream=OBSERVATIONS,
+                key=observation.series_key,
+                source=source,
+                event_id=event_id,
+                data=data,
+                subject=observation.dimensions.get("CITY")
+                or observation.dimensions.get("REF_AREA"),
+            )
+        yield Checkpoint({"sent": sent_ids})
+
+
+SOURCE = SdmxSource()

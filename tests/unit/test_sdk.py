@@ -1,0 +1,111 @@
+"""The connector SDK: typed config, secrets kept out of output, state saved only after delivery."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import msgspec
+import pytest
+
+from connectors.errors import ConfigError, ContractError, DeliveryError
+from connectors.sdk import Checkpoint, Record, Secret, Source, Stream, load_config, run_source
+from connectors.sources.registry import all_sources, get_source
+from connectors.sources.state import StateStore
+
+STREAM = Stream("things", "test.things.v1", "org.urbanflow.stats.observation.v1", key="id")
+DATA = {
+    "dataflow": "T:DF(1.0)",
+    "series_key": "A",
+    "dimensions": {"FREQ": "A"},
+    "time_period": "2020",
+    "value": 1.0,
+}
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    inputs: list[str]
+    api_key: Secret | None = None
+    page_size: int = 100
+
+
+class FakeProducer:
+    """Records what was sent; `fail` makes confirm() behave like an unreachable broker."""
+
+    def __init__(self, fail: bool = False):
+        self.queued: list[tuple[str, dict]] = []
+        self.confirmed = 0
+        self.fail = fail
+
+    def send_event(self, topic: str, event: dict, *, key: str) -> None:
+        self.queued.append((topic, event))
+
+    def confirm(self) -> int:
+        if self.fail:
+            raise DeliveryError("broker unreachable")
+        sent, self.confirmed = len(self.queued) - self.confirmed, len(self.queued)
+        return sent
+
+
+class TwoCheckpoints(Source):
+    name = "two"
+    description = "test"
+    config = Config
+    streams = (STREAM,)
+
+    def read(self, config: Config, state: dict) -> Iterator[Record | Checkpoint]:
+        start = state.get("next", 0)
+        for n in range(start, start + 4):
+            yield Record(STREAM, key=str(n), source="urn:test:x", event_id=f"e{n}", data=DATA)
+            if n % 2 == 1:
+                yield Checkpoint({"next": n + 1})
+
+
+def test_config_rejects_unknown_keys_naming_them(tmp_path):
+    path = tmp_path / "c.yml"
+    path.write_text("inputs: [a]\npage_sise: 5\n")
+    with pytest.raises(ConfigError, match="page_sise") as info:
+        load_config("two", Config, file=path)
+    assert str(path) in str(info.value)
+
+
+def test_config_merges_env_file_and_set_with_types(tmp_path, monkeypatch):
+    monkeypatch.setenv("UF_SOURCE_TWO_PAGE_SIZE", "7")
+    monkeypatch.setenv("UF_SOURCE_TWO_API_KEY", "s3cret")
+    config = load_config("two", Config, assignments=["inputs=[x, y]"])
+    assert config.inputs == ["x", "y"] and config.page_size == 7
+    assert isinstance(config.api_key, Secret) and config.api_key.reveal() == "s3cret"
+    assert "s3cret" not in repr(config)
+
+
+def test_state_is_saved_at_each_confirmed_checkpoint(tmp_path):
+    store = StateStore(tmp_path, "two")
+    producer = FakeProducer()
+    report = run_source(TwoCheckpoints(), Config(inputs=[]), producer, store)
+    assert report.sent == 4 and report.checkpoints == 2
+    assert store.load() == {"next": 4}
+    run_source(TwoCheckpoints(), Config(inputs=[]), producer, store)
+    assert [e["id"] for _, e in producer.queued][-4:] == ["e4", "e5", "e6", "e7"]
+
+
+def test_state_is_not_saved_when_delivery_fails(tmp_path):
+    store = StateStore(tmp_path, "two")
+    with pytest.raises(DeliveryError):
+        run_source(TwoCheckpoints(), Config(inputs=[]), FakeProducer(fail=True), store)
+    assert store.load() == {}
+
+
+def test_records_breaking_their_contract_are_refused_before_sending(tmp_path):
+    class Bad(TwoCheckpoints):
+        def read(self, config, state):
+            yield Record(STREAM, key="k", source="urn:test:x", event_id="e", data={"value": "x"})
+
+    producer = FakeProducer()
+    with pytest.raises(ContractError, match=r"series_key|dataflow"):
+        run_source(Bad(), Config(inputs=[]), producer, StateStore(tmp_path, "bad"))
+    assert producer.queued == []
+
+
+def test_registry_discovers_source_packages_and_names_unknown_ones():
+    assert "sdmx" in all_sources()
+    with pytest.raises(ConfigError, match=r"known sources: .*sdmx"):
+        get_source("nope")
