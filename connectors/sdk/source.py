@@ -9,9 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import msgspec
+import orjson
 
+from connectors.errors import ContractError
 from connectors.events import make_event
 from connectors.kafka.producer import EventProducer
+from connectors.kafka.topics import DLQ_SUFFIX
 from connectors.sources.state import StateStore
 
 
@@ -40,6 +43,19 @@ class Record:
 
 
 @dataclass(frozen=True)
+class Rejected:
+    """Input the source read but could not turn into a valid event (an IATI activity without an
+    identifier, a row with a bad number ...). It goes to `<stream topic>.dlq` with the reason, and
+    the rest of the input still loads."""
+
+    stream: Stream
+    key: str
+    payload: bytes
+    reason: str
+    error_class: str = "source"
+
+
+@dataclass(frozen=True)
 class Checkpoint:
     """State to save once everything yielded before it is confirmed by Kafka."""
 
@@ -50,6 +66,7 @@ class Checkpoint:
 class RunReport:
     source: str
     sent: int = 0
+    rejected: int = 0
     checkpoints: int = 0
     by_stream: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -58,6 +75,7 @@ class RunReport:
         streams = ", ".join(f"{n} {c:,}" for n, c in sorted(self.by_stream.items())) or "nothing"
         return (
             f"{self.source}: sent {self.sent:,} events ({streams}), "
+            f"{self.rejected:,} rejected to dead-letter topics, "
             f"{self.checkpoints} checkpoint(s), {self.seconds:.1f} s"
         )
 
@@ -75,8 +93,9 @@ class Source(ABC):
         return []
 
     @abstractmethod
-    def read(self, config: Any, state: dict[str, Any]) -> Iterator[Record | Checkpoint]:
-        """Yield records and checkpoints. Raise SourceFormatError for bad input, naming it."""
+    def read(self, config: Any, state: dict[str, Any]) -> Iterator[Record | Rejected | Checkpoint]:
+        """Yield records, rejects and checkpoints. Raise SourceFormatError when a whole input is
+        unreadable (naming it); yield Rejected for a single bad item inside a readable input."""
 
 
 def run_source(
@@ -85,26 +104,48 @@ def run_source(
     """Deliver everything `source.read` yields; persist state only at confirmed checkpoints."""
     started = time.monotonic()
     report = RunReport(source=source.name)
-    pending = 0
+    pending = 0  # items queued since the last confirmed checkpoint
     for item in source.read(config, store.load()):
         if isinstance(item, Checkpoint):
-            report.sent += producer.confirm()
+            producer.confirm()
             store.save(item.state)
             report.checkpoints += 1
             pending = 0
             continue
-        event = make_event(
-            item.stream.event_type,
-            item.source,
-            item.data,
-            event_id=item.event_id,
-            subject=item.subject,
-            time=item.time,
-        )
+        if isinstance(item, Record):
+            try:
+                event = make_event(
+                    item.stream.event_type,
+                    item.source,
+                    item.data,
+                    event_id=item.event_id,
+                    subject=item.subject,
+                    time=item.time,
+                )
+            except ContractError as exc:
+                item = Rejected(
+                    item.stream, item.key, orjson.dumps(item.data), str(exc), "contract"
+                )
+        if isinstance(item, Rejected):
+            producer.send_raw(
+                item.stream.topic + DLQ_SUFFIX,
+                item.payload,
+                key=item.key,
+                headers=[
+                    ("uf.error.class", item.error_class.encode()),
+                    ("uf.error.reason", item.reason.encode()[:4000]),
+                    ("uf.contract", item.stream.event_type.encode()),
+                    ("uf.source", source.name.encode()),
+                ],
+            )
+            report.rejected += 1
+            pending += 1
+            continue
         producer.send_event(item.stream.topic, event, key=item.key)
         report.by_stream[item.stream.name] = report.by_stream.get(item.stream.name, 0) + 1
         pending += 1
     if pending:
-        report.sent += producer.confirm()
+        producer.confirm()
+    report.sent = sum(report.by_stream.values())  # every one confirmed, or confirm() raised
     report.seconds = time.monotonic() - started
     return report

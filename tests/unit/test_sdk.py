@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import msgspec
 import pytest
 
-from connectors.errors import ConfigError, ContractError, DeliveryError
+from connectors.errors import ConfigError, DeliveryError
 from connectors.sdk import Checkpoint, Record, Secret, Source, Stream, load_config, run_source
 from connectors.sources.registry import all_sources, get_source
 from connectors.sources.state import StateStore
@@ -38,6 +38,9 @@ class FakeProducer:
 
     def send_event(self, topic: str, event: dict, *, key: str) -> None:
         self.queued.append((topic, event))
+
+    def send_raw(self, topic: str, value: bytes, *, key: str, headers: list) -> None:
+        self.queued.append((topic, {"value": value, "headers": dict(headers)}))
 
     def confirm(self) -> int:
         if self.fail:
@@ -94,15 +97,20 @@ def test_state_is_not_saved_when_delivery_fails(tmp_path):
     assert store.load() == {}
 
 
-def test_records_breaking_their_contract_are_refused_before_sending(tmp_path):
-    class Bad(TwoCheckpoints):
+def test_a_record_breaking_its_contract_goes_to_the_dlq_and_the_rest_is_sent(tmp_path):
+    class OneBad(TwoCheckpoints):
         def read(self, config, state):
-            yield Record(STREAM, key="k", source="urn:test:x", event_id="e", data={"value": "x"})
+            yield Record(STREAM, key="k", source="urn:test:x", event_id="bad", data={"value": "x"})
+            yield Record(STREAM, key="k", source="urn:test:x", event_id="good", data=DATA)
 
     producer = FakeProducer()
-    with pytest.raises(ContractError, match=r"series_key|dataflow"):
-        run_source(Bad(), Config(inputs=[]), producer, StateStore(tmp_path, "bad"))
-    assert producer.queued == []
+    report = run_source(OneBad(), Config(inputs=[]), producer, StateStore(tmp_path, "bad"))
+    assert (report.sent, report.rejected) == (1, 1)
+    (dlq_topic, dead), (topic, event) = producer.queued
+    assert dlq_topic == "test.things.v1.dlq" and topic == "test.things.v1"
+    assert dead["headers"]["uf.error.class"] == b"contract"
+    assert b"dataflow" in dead["headers"]["uf.error.reason"]
+    assert event["id"] == "good"
 
 
 def test_registry_discovers_source_packages_and_names_unknown_ones():
