@@ -1,8 +1,18 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+    )
+}}
+
 with
 
 source as (
 
-    select * from {{ source('sdmx', 'stats_sdmx_observation_v1') }}
+    select raw.*
+    from {{ source('sdmx', 'stats_sdmx_observation_v1') }} as raw
+    {{ raw_rows_not_yet_staged('raw') }}
 
 ),
 
