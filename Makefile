@@ -14,7 +14,7 @@ KAFKA_LIBS  := $(KAFKA_DIR)/libs/.fetched
 KAFKACTL    := $(KAFKA_DIR)/kafkactl
 export UF_VAR_DIR ?= $(CURDIR)/var
 
-.PHONY: help install kafka-libs up down demo test test-fast test-integration lint format bench clean
+.PHONY: help install kafka-libs up down demo publish api test test-fast lint format bench bench-api bench-meters bench-dbt clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -51,6 +51,12 @@ down: ## stop local services
 demo: up ## run the whole pipeline on the bundled sample feeds and print a summary
 	@$(UF) demo
 
+publish: install ## validate the marts (Great Expectations) and publish var/serving.duckdb if they pass
+	@$(UF) publish
+
+api: up ## serve the partner push API on 127.0.0.1:8080 (docs at /docs)
+	@$(UF) api serve
+
 test: install ## install, start what is needed, run every test suite, stop what was started
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
@@ -67,6 +73,15 @@ format: install ## apply ruff formatting and fixes
 
 bench: up ## sink throughput vs raw kafka-python consume rate
 	@$(VPY) bench/sink_throughput.py
+
+bench-api: up ## partner API throughput (50 clients x 100-event batches) vs the raw producer
+	@$(VPY) bench/api_throughput.py
+
+bench-meters: up ## streaming meter producer rate vs raw kafka-python
+	@$(VPY) bench/meter_stream.py --rate 5000 --seconds 10
+
+bench-dbt: install ## full vs incremental dbt build on 5M raw events
+	@$(VPY) bench/dbt_incremental.py --events 5000000 --new 10000
 
 clean: down ## remove local state (var/), keeps venvs and Kafka jars
 	@rm -rf var

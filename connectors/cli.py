@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from connectors import demo as demo_module
+from connectors import quality
 from connectors import status as status_module
+from connectors.api.cli import api_app, partners_app
 from connectors.errors import UrbanFlowError
 from connectors.kafka.producer import EventProducer
 from connectors.kafka.topics import apply_topics, load_topics
@@ -37,6 +40,8 @@ sink_app = typer.Typer(help="The Kafka -> DuckDB sink.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(source_app, name="source")
 app.add_typer(sink_app, name="sink")
+app.add_typer(api_app, name="api")
+app.add_typer(partners_app, name="partners")
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -151,6 +156,18 @@ def dbt(ctx: typer.Context) -> None:
 
 
 @app.command()
+def check() -> None:
+    """Audit: copy the marts to a candidate database and validate it; publish nothing."""
+    quality.run_gate(Settings.from_env(), publish=False, console=out)
+
+
+@app.command()
+def publish() -> None:
+    """Write-audit-publish: a candidate that passes every check replaces serving.duckdb."""
+    quality.run_gate(Settings.from_env(), publish=True, console=out)
+
+
+@app.command()
 def status() -> None:
     """Broker health, topics, consumer lag per partition and warehouse row counts."""
     settings = Settings.from_env()
@@ -197,6 +214,8 @@ def demo(
 
 def main() -> None:
     """Entry point: actionable errors become one red line and exit code 1, not a traceback."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("connectors").setLevel(logging.INFO)
     try:
         app()
     except UrbanFlowError as exc:

@@ -86,8 +86,8 @@ def warehouse_counts(warehouse: Path) -> dict[str, int]:
             "where table_catalog = current_database() order by 1, 2"
         ).fetchall()
         return {
-            f"{schema}.{name}": con.execute(f'select count(*) from "{schema}"."{name}"').fetchone()[
+            f"{schema}.{name}": con.execute(f'select count(*) from "{schema}"."{name}"').fetchall()[
                 0
-            ]
+            ][0]
             for schema, name in tables
         }

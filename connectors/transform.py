@@ -7,8 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
+
 from connectors.errors import UrbanFlowError
+from connectors.kafka.topics import load_topics
 from connectors.settings import Settings
+from connectors.sink.loader import ensure_schema
 from connectors.warehouse import warehouse_lock
 
 
@@ -17,6 +21,14 @@ def dbt_executable() -> str:
     if not candidate.exists():
         raise UrbanFlowError(f"dbt is not installed next to {sys.executable}; run `make install`")
     return str(candidate)
+
+
+def declare_raw_tables(settings: Settings) -> None:
+    """Create every declared topic's raw table (empty until the sink loads it), so each dbt source
+    resolves even for a topic that has not received its first event. Caller holds the lock."""
+    specs = [spec for spec in load_topics(settings.topics_file) if spec.sink]
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        ensure_schema(con, [spec.raw_table for spec in specs])
 
 
 def run_dbt(
@@ -34,6 +46,7 @@ def run_dbt(
     }
     command = [dbt_executable(), *args, "--project-dir", str(settings.dbt_project_dir)]
     with warehouse_lock(settings.warehouse_path):
+        declare_raw_tables(settings)
         result = subprocess.run(
             command, env=env, cwd=settings.dbt_project_dir, capture_output=capture, text=True
         )

@@ -20,6 +20,7 @@ README = REPO_ROOT / "README.md"
 # Where the code reads its UF_ variables from.
 CONFIG_SOURCES = [
     REPO_ROOT / "connectors" / "settings.py",
+    REPO_ROOT / "connectors" / "api" / "settings.py",
     REPO_ROOT / "infra" / "kafka" / "kafkactl",
     REPO_ROOT / "dbt_project" / "profiles.yml",
     REPO_ROOT / "tests" / "run.sh",

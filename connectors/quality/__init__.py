@@ -1,0 +1,28 @@
+"""The quality gate: write-audit-publish of the marts into serving.duckdb (DESIGN.md §3)."""
+
+from connectors.quality.gate import (
+    RESULTS_TABLE,
+    GateReport,
+    QualityGateError,
+    ResultRow,
+    audit,
+    gate_paths,
+)
+from connectors.quality.publish import replace_atomically, results_table, run_gate
+from connectors.quality.suites import EXPECTATIONS_FILE, Batch, Expectation, load_batches
+
+__all__ = [
+    "EXPECTATIONS_FILE",
+    "RESULTS_TABLE",
+    "Batch",
+    "Expectation",
+    "GateReport",
+    "QualityGateError",
+    "ResultRow",
+    "audit",
+    "gate_paths",
+    "load_batches",
+    "replace_atomically",
+    "results_table",
+    "run_gate",
+]

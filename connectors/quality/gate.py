@@ -1,0 +1,358 @@
+"""Write-audit: copy the marts to a candidate serving database and validate it (DESIGN.md §3).
+
+The warehouse lock is held only while the candidate is copied and the warehouse-side batches
+(raw, staging, cross-layer totals) are read into memory; Great Expectations then runs on pandas
+frames (GE's SQL datasource on DuckDB silently fails, see STACK-NOTES.md), so nothing holds a
+DuckDB file while it validates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from connectors.errors import ConfigError, UrbanFlowError
+from connectors.quality.suites import Batch, Expectation, load_batches
+from connectors.settings import Settings
+from connectors.warehouse import connect, warehouse_lock
+
+if TYPE_CHECKING:  # pandas and GE load only when a gate runs, not with every CLI command
+    import pandas as pd
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+RESULTS_TABLE = "raw._quality_results"
+CANDIDATE_RESULTS_TABLE = "ops.quality_results"
+COPIED_SCHEMAS = ("marts", "seeds")
+WAREHOUSE_CATALOG = "warehouse"
+
+RESULT_COLUMNS = (
+    ("run_id", "varchar not null"),
+    ("checked_at", "timestamptz not null"),
+    ("suite", "varchar not null"),
+    ("batch", "varchar not null"),
+    ("expectation_type", "varchar not null"),
+    ("column_name", "varchar"),
+    ("kwargs", "json"),
+    ("success", "boolean not null"),
+    ("observed_value", "varchar"),
+    ("unexpected_count", "bigint"),
+    ("element_count", "bigint"),
+    ("outcome", "varchar not null"),
+    ("candidate_path", "varchar not null"),
+)
+
+Progress = Callable[[str], None]
+
+
+class QualityGateError(UrbanFlowError):
+    """The candidate failed its checks: nothing was published; names every failing expectation."""
+
+    def __init__(self, report: GateReport):
+        self.report = report
+        lines = [
+            f"quality gate blocked publishing: {len(report.failures)} of {len(report.results)} "
+            f"expectations failed (candidate kept at {report.location}, "
+            f"data docs {report.data_docs})"
+        ]
+        lines += [f"  ✗ {row.describe()}" for row in report.failures]
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One expectation's outcome, as stored in raw._quality_results."""
+
+    suite: str
+    batch: str
+    expectation_type: str
+    column_name: str | None
+    kwargs: str
+    success: bool
+    observed_value: str
+    unexpected_count: int | None
+    element_count: int | None
+
+    def describe(self) -> str:
+        column = f" column {self.column_name}" if self.column_name else ""
+        return (
+            f"suite {self.suite}, table {self.batch},{column}: {self.expectation_type} "
+            f"(observed {self.observed_value})"
+        )
+
+
+@dataclass
+class GateReport:
+    """What one gate run found; `statistics` are GE's, summed over every batch."""
+
+    run_id: str
+    checked_at: datetime
+    candidate_path: Path
+    data_docs: Path
+    results: list[ResultRow] = field(default_factory=list)
+    statistics: dict[str, int] = field(default_factory=dict)
+    outcome: str = "checked"
+    location: Path | None = None  # where the candidate ends up: serving, failed/ or removed
+
+    @property
+    def success(self) -> bool:
+        evaluated = self.statistics.get("evaluated_expectations", 0)
+        return evaluated > 0 and self.statistics.get("successful_expectations") == evaluated
+
+    @property
+    def failures(self) -> list[ResultRow]:
+        return [row for row in self.results if not row.success]
+
+
+def gate_paths(settings: Settings) -> dict[str, Path]:
+    """Where candidates, failed candidates, the serving database and Data Docs live."""
+    candidates = settings.var_dir / "candidates"
+    return {
+        "candidates": candidates,
+        "failed": candidates / "failed",
+        "serving": settings.var_dir / "serving.duckdb",
+        "data_docs": settings.var_dir / "quality" / "data_docs",
+    }
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _copy_marts(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Materialise every table and view of the served schemas from the attached warehouse."""
+    schemas = ", ".join(f"'{s}'" for s in COPIED_SCHEMAS)
+    relations = con.execute(
+        f"""select schema_name, table_name from duckdb_tables()
+            where database_name = '{WAREHOUSE_CATALOG}' and schema_name in ({schemas})
+            union all
+            select schema_name, view_name from duckdb_views()
+            where database_name = '{WAREHOUSE_CATALOG}' and schema_name in ({schemas})
+              and not internal
+            order by 1, 2"""
+    ).fetchall()
+    for schema, table in relations:
+        con.execute(f"create schema if not exists {_quote(schema)}")
+        con.execute(
+            f"create table {_quote(schema)}.{_quote(table)} as "
+            f"select * from {WAREHOUSE_CATALOG}.{_quote(schema)}.{_quote(table)}"
+        )
+    return [f"{schema}.{table}" for schema, table in relations]
+
+
+def _raw_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every raw.<topic> table the sink has loaded (bookkeeping tables start with `_`).
+
+    A declared topic that has never received an event has an empty table: nothing to validate,
+    and it must not block publishing the other sources' marts (its staleness shows in the
+    pipeline-health mart instead).
+    """
+    rows = con.execute(
+        f"""select table_name from duckdb_tables()
+            where database_name = '{WAREHOUSE_CATALOG}' and schema_name = 'raw'
+              and not starts_with(table_name, '_')
+            order by 1"""
+    ).fetchall()
+    return [
+        name
+        for (name,) in rows
+        if con.execute(f'select exists (from {WAREHOUSE_CATALOG}.raw."{name}")').fetchall()[0][0]
+    ]
+
+
+def _frames(
+    con: duckdb.DuckDBPyConnection, batches: list[Batch], reads: str
+) -> dict[str, pd.DataFrame]:
+    try:
+        return {b.suite_name: con.sql(b.query).df() for b in batches if b.reads == reads}
+    except duckdb.Error as exc:
+        raise ConfigError(f"quality batch query failed: {exc}") from None
+
+
+def build_candidate(
+    settings: Settings, candidate: Path, progress: Progress
+) -> tuple[list[Batch], dict[str, pd.DataFrame]]:
+    """Copy the marts into `candidate` and read every batch into memory, holding the warehouse
+    lock only for the copy and the warehouse-side reads."""
+    if not settings.warehouse_path.exists():
+        raise UrbanFlowError(
+            f"warehouse {settings.warehouse_path} does not exist yet; run the sink and dbt first"
+        )
+    candidate.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(candidate))
+    try:
+        with warehouse_lock(settings.warehouse_path):
+            con.execute(f"attach '{settings.warehouse_path}' as {WAREHOUSE_CATALOG} (read_only)")
+            copied = _copy_marts(con)
+            if not copied:
+                raise UrbanFlowError(
+                    f"warehouse {settings.warehouse_path} has no marts or seeds; run dbt build"
+                )
+            batches = load_batches(_raw_tables(con))
+            frames = _frames(con, batches, "warehouse")
+            con.execute(f"detach {WAREHOUSE_CATALOG}")
+        progress(f"candidate {candidate.name}: copied {len(copied)} tables, lock released")
+        frames |= _frames(con, batches, "candidate")
+    finally:
+        con.close()
+    return batches, frames
+
+
+def _observed(result: dict[str, Any], exception: dict[str, Any]) -> str:
+    if exception.get("raised_exception"):
+        return f"error: {exception.get('exception_message')}"
+    if "observed_value" in result:
+        return str(result["observed_value"])
+    count = result.get("unexpected_count")
+    examples = result.get("partial_unexpected_list") or []
+    sample = f", e.g. {examples[:3]}" if count and examples else ""
+    return f"{count} of {result.get('element_count')} rows unexpected{sample}"
+
+
+def _to_row(batch: Batch, validation: Any) -> ResultRow:
+    config = validation.expectation_config
+    kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
+    result = validation.result or {}
+    return ResultRow(
+        suite=batch.suite,
+        batch=batch.name,
+        expectation_type=config.type,
+        column_name=Expectation(config.type, kwargs).column,
+        kwargs=json.dumps(kwargs, default=str, sort_keys=True),
+        success=bool(validation.success),
+        observed_value=_observed(result, validation.exception_info or {}),
+        unexpected_count=result.get("unexpected_count"),
+        element_count=result.get("element_count"),
+    )
+
+
+def _gx_context(data_docs: Path):
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context.add_data_docs_site(
+        site_name="urbanflow",
+        site_config={
+            "class_name": "SiteBuilder",
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(data_docs),
+            },
+        },
+    )
+    return context
+
+
+def validate(
+    batches: list[Batch], frames: dict[str, pd.DataFrame], data_docs: Path, progress: Progress
+) -> tuple[list[ResultRow], dict[str, int]]:
+    """Run one GE validation per batch on its frame; rebuild Data Docs for this run."""
+    import great_expectations as gx
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    context = _gx_context(data_docs)
+    datasource = context.data_sources.add_pandas("urbanflow")
+    rows: list[ResultRow] = []
+    totals = {"evaluated_expectations": 0, "successful_expectations": 0}
+    for batch in batches:
+        try:
+            expectations = [get_expectation_impl(e.type)(**e.kwargs) for e in batch.expectations]
+        except Exception as exc:  # GE raises its own and pydantic errors for a bad spec
+            raise ConfigError(
+                f"quality suite {batch.suite_name}: invalid expectation: {exc}"
+            ) from None
+        suite = context.suites.add(
+            gx.ExpectationSuite(name=batch.suite_name, expectations=expectations)
+        )
+        definition = context.validation_definitions.add(
+            gx.ValidationDefinition(
+                name=batch.suite_name,
+                data=datasource.add_dataframe_asset(
+                    batch.suite_name
+                ).add_batch_definition_whole_dataframe("all"),
+                suite=suite,
+            )
+        )
+        result = definition.run(
+            batch_parameters={"dataframe": frames[batch.suite_name]}, result_format="SUMMARY"
+        )
+        for key in totals:
+            totals[key] += result.statistics[key]
+        rows += [_to_row(batch, r) for r in result.results]
+        progress(
+            f"  {'✓' if result.success else '✗'} {batch.suite_name}: "
+            f"{result.statistics['successful_expectations']}/"
+            f"{result.statistics['evaluated_expectations']} expectations passed"
+        )
+    shutil.rmtree(data_docs, ignore_errors=True)
+    context.build_data_docs(site_names=["urbanflow"])
+    return rows, totals
+
+
+def _results_frame(report: GateReport) -> pd.DataFrame:
+    import pandas as pd
+
+    frame = pd.DataFrame([vars(row) for row in report.results])
+    frame.insert(0, "run_id", report.run_id)
+    frame.insert(1, "checked_at", report.checked_at)
+    frame["outcome"] = report.outcome
+    frame["candidate_path"] = str(report.location)
+    return frame[[name for name, _ in RESULT_COLUMNS]]
+
+
+def write_results(con: duckdb.DuckDBPyConnection, table: str, report: GateReport) -> None:
+    """Append this run's rows to `table` (created if missing): the Pipeline Health source."""
+    con.execute(f"create schema if not exists {table.split('.')[0]}")
+    columns = ", ".join(f"{name} {kind}" for name, kind in RESULT_COLUMNS)
+    con.execute(f"create table if not exists {table} ({columns})")
+    frame = _results_frame(report)  # noqa: F841 - read by DuckDB's replacement scan
+    con.execute(f"insert into {table} select * from frame")
+
+
+def record_results(settings: Settings, report: GateReport) -> None:
+    """Store the results in the candidate (for whoever inspects it) and the warehouse (for dbt)."""
+    if report.candidate_path.exists():
+        con = duckdb.connect(str(report.candidate_path))
+        try:
+            write_results(con, CANDIDATE_RESULTS_TABLE, report)
+        finally:
+            con.close()
+    with connect(settings.warehouse_path) as con:
+        write_results(con, RESULTS_TABLE, report)
+
+
+def new_run_id() -> str:
+    now = datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def audit(settings: Settings, progress: Progress) -> GateReport:
+    """Build a candidate and validate it; results are stored once the outcome is decided."""
+    paths = gate_paths(settings)
+    run_id = new_run_id()
+    report = GateReport(
+        run_id=run_id,
+        checked_at=datetime.now(UTC),
+        candidate_path=paths["candidates"] / f"serving-{run_id}.duckdb",
+        data_docs=paths["data_docs"] / "index.html",
+    )
+    try:
+        batches, frames = build_candidate(settings, report.candidate_path, progress)
+    except BaseException:
+        report.candidate_path.unlink(missing_ok=True)
+        raise
+    progress(f"validating {len(batches)} batches with Great Expectations")
+    report.results, report.statistics = validate(batches, frames, paths["data_docs"], progress)
+    return report

@@ -1,0 +1,283 @@
+"""Write-audit-publish end to end: real dbt build on raw rows, real DuckDB, real Great Expectations.
+
+No broker needed: raw rows are inserted the way the sink writes them, then `dbt build` runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from connectors.quality import RESULTS_TABLE, QualityGateError, gate_paths, run_gate
+from connectors.settings import Settings
+from connectors.sink.loader import ensure_schema
+from connectors.transform import run_dbt
+
+pytestmark = pytest.mark.integration
+CLI = str(Path(sys.executable).with_name("urbanflow"))
+RAW_TABLE = "stats_sdmx_observation_v1"
+CITIES = ("KEMBA", "BDDAC", "ETADD")
+YEARS = (2020, 2021, 2022)
+
+
+def _observation(city: str, series: str, sex: str, year: int, value: float) -> dict:
+    country = {"KEMBA": "KEN", "BDDAC": "BGD", "ETADD": "ETH"}[city]
+    series_key = f"A.{country}.{city}.{series}.{sex}"
+    return {
+        "dataflow": "TEST:DF_CITY_SDG(1.0)",
+        "series_key": series_key,
+        "dimensions": {
+            "FREQ": "A",
+            "REF_AREA": country,
+            "CITY": city,
+            "SERIES": series,
+            "SEX": sex,
+        },
+        "attributes": {"UNIT_MEASURE": "PT", "UNIT_MULT": "0", "OBS_STATUS": "A"},
+        "time_period": str(year),
+        "value": value,
+    }
+
+
+def _observations(cities: tuple[str, ...]) -> list[dict]:
+    """Slum share by sex (total between female and male) and safe water totals."""
+    rows = []
+    for n, (city, year) in enumerate((c, y) for c in cities for y in YEARS):
+        total = 30.0 + n
+        rows += [
+            _observation(city, "EN_LND_SLUM", "_T", year, total),
+            _observation(city, "EN_LND_SLUM", "F", year, total + 1.2),
+            _observation(city, "EN_LND_SLUM", "M", year, total - 1.1),
+            _observation(city, "SH_H2O_SAFE", "_T", year, 60.0 + n),
+        ]
+    return rows
+
+
+def _build_warehouse(path: Path, cities: tuple[str, ...]) -> None:
+    now = datetime.now(UTC)
+    with duckdb.connect(str(path)) as con:
+        ensure_schema(con, [RAW_TABLE])
+        con.executemany(
+            f"insert into raw.{RAW_TABLE} values "
+            "(?, ?, ?, ?, ?, '1.0', ?, ?, ?, 'stats.sdmx.observation.v1', 0, ?, ?, ?)",
+            [
+                (
+                    f"obs-{offset}",
+                    "urn:nso:test",
+                    "org.urbanflow.stats.observation.v1",
+                    data["dimensions"]["CITY"],
+                    now,
+                    "https://urbanflow.org/contracts/org.urbanflow.stats.observation.v1.json",
+                    json.dumps(data),
+                    data["series_key"],
+                    offset,
+                    now,
+                    now,
+                )
+                for offset, data in enumerate(_observations(cities))
+            ],
+        )
+    settings = dataclasses.replace(Settings.from_env(), warehouse_path=path, var_dir=path.parent)
+    run_dbt(settings, ["build"], capture=True)
+
+
+@pytest.fixture(scope="module")
+def built_warehouses(tmp_path_factory) -> dict[str, Path]:
+    """Two dbt-built warehouses (3 cities, 2 cities), built once and copied by each test."""
+    base = tmp_path_factory.mktemp("warehouses")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DBT_TARGET_PATH", str(base / "dbt_target"))
+        mp.setenv("DBT_LOG_PATH", str(base / "dbt_logs"))
+        built = {}
+        for name, cities in (("full", CITIES), ("small", CITIES[:2])):
+            (base / name).mkdir()
+            built[name] = base / name / "warehouse.duckdb"
+            _build_warehouse(built[name], cities)
+    return built
+
+
+@pytest.fixture
+def gate_settings(tmp_path, built_warehouses, monkeypatch) -> Settings:
+    monkeypatch.setenv("GX_ANALYTICS_ENABLED", "false")
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(built_warehouses["full"], warehouse)
+    return dataclasses.replace(Settings.from_env(), var_dir=tmp_path, warehouse_path=warehouse)
+
+
+def _count(path: Path, sql: str) -> int:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(sql).fetchone()[0]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _cli(args: list[str], settings: Settings) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "UF_VAR_DIR": str(settings.var_dir),
+        "UF_WAREHOUSE_PATH": str(settings.warehouse_path),
+        "GX_ANALYTICS_ENABLED": "false",
+    }
+    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True)
+
+
+def test_good_build_publishes_the_warehouse_marts_with_every_expectation_passing(gate_settings):
+    report = run_gate(gate_settings, publish=True)
+
+    serving = gate_paths(gate_settings)["serving"]
+    mart = "select count(*) from marts.fct_city_indicator"
+    assert report.outcome == "published"
+    assert report.statistics["evaluated_expectations"] >= 50
+    assert (
+        report.statistics["successful_expectations"] == report.statistics["evaluated_expectations"]
+    )
+    assert _count(serving, mart) == _count(gate_settings.warehouse_path, mart) == 36
+    assert _count(serving, "select count(*) from seeds.ref_cities") > 0
+    assert _count(serving, "select count(*) from ops.quality_results where success") == len(
+        report.results
+    )
+    assert _count(
+        gate_settings.warehouse_path,
+        f"select count(*) from {RESULTS_TABLE} where outcome = 'published' and success",
+    ) == len(report.results)
+    assert report.data_docs == gate_settings.var_dir / "quality" / "data_docs" / "index.html"
+    assert report.data_docs.is_file()
+    assert list(gate_paths(gate_settings)["candidates"].glob("*.duckdb")) == []
+
+
+def test_raw_suite_runs_on_every_raw_topic_table(gate_settings):
+    with duckdb.connect(str(gate_settings.warehouse_path)) as con:
+        ensure_schema(con, ["partner_iati_activity_v1"])
+        con.execute(f"insert into raw.partner_iati_activity_v1 select * from raw.{RAW_TABLE}")
+
+    report = run_gate(gate_settings, publish=False)
+
+    raw_batches = {row.batch for row in report.results if row.suite == "raw"}
+    assert raw_batches == {"raw.partner_iati_activity_v1", f"raw.{RAW_TABLE}"}
+    assert report.success
+
+
+def test_check_validates_without_publishing(gate_settings):
+    result = _cli(["check"], gate_settings)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "checked:" in result.stdout
+    assert f"data docs: {gate_settings.var_dir / 'quality' / 'data_docs' / 'index.html'}" in (
+        result.stdout.replace("\n", "")
+    )
+    assert not gate_paths(gate_settings)["serving"].exists()
+
+
+def _corrupt_marts(warehouse: Path) -> None:
+    """A percentage of 140, a duplicated key row and a negative city population."""
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            "update marts.fct_city_indicator set value = 140 "
+            "where city_code = 'KEMBA' and series_code = 'SH_H2O_SAFE' and period = '2021'"
+        )
+        # the dbt contract's primary key would refuse the duplicate: drop it the way a
+        # model without a contract would
+        con.execute(
+            "create or replace table marts.fct_city_indicator as "
+            "select * from marts.fct_city_indicator union all "
+            "(select * from marts.fct_city_indicator where city_code = 'ETADD' limit 1)"
+        )
+        con.execute("update seeds.ref_cities set population = -5 where city_code = 'KEMBA'")
+
+
+def test_corrupted_marts_block_publishing_name_the_failures_and_keep_serving(gate_settings):
+    run_gate(gate_settings, publish=True)
+    serving = gate_paths(gate_settings)["serving"]
+    before = _sha256(serving)
+    _corrupt_marts(gate_settings.warehouse_path)
+
+    result = _cli(["publish"], gate_settings)
+
+    assert result.returncode == 1
+    error = " ".join(result.stderr.split())
+    assert "quality gate blocked publishing: 5 of" in error
+    for failure in (
+        "table marts.fct_city_indicator, column value: expect_column_values_to_be_between "
+        "(observed 1 of 37 rows unexpected, e.g. [140.0])",
+        "table marts.fct_city_indicator, column city_indicator_key: "
+        "expect_column_values_to_be_unique",
+        "table marts.fct_city_indicator, column city_code+series_code+period+sex: "
+        "expect_compound_columns_to_be_unique",
+        "table marts.fct_city_indicator__totals, column mart_rows=model_rows: "
+        "expect_column_pair_values_to_be_equal",
+        "table seeds.ref_cities, column population: expect_column_values_to_be_between "
+        "(observed 1 of 44 rows unexpected, e.g. [-5])",
+    ):
+        assert failure in error
+    assert _sha256(serving) == before
+    failed = list(gate_paths(gate_settings)["failed"].glob("serving-*.duckdb"))
+    assert len(failed) == 1
+    assert _count(failed[0], "select count(*) from ops.quality_results where not success") == 5
+    assert (
+        _count(
+            gate_settings.warehouse_path,
+            f"select count(distinct run_id) from {RESULTS_TABLE} where outcome = 'blocked'",
+        )
+        == 1
+    )
+
+
+def test_corrupted_candidate_raises_quality_gate_error_with_statistics(gate_settings):
+    _corrupt_marts(gate_settings.warehouse_path)
+
+    with pytest.raises(QualityGateError) as caught:
+        run_gate(gate_settings, publish=True)
+
+    stats = caught.value.report.statistics
+    assert stats["evaluated_expectations"] - stats["successful_expectations"] == 5
+    assert not gate_paths(gate_settings)["serving"].exists()
+
+
+READER = """
+import sys, time, duckdb
+path, until = sys.argv[1], time.monotonic() + float(sys.argv[2])
+while time.monotonic() < until:
+    try:
+        with duckdb.connect(path, read_only=True) as con:
+            n = con.execute("select count(*) from marts.fct_city_indicator").fetchone()[0]
+        print(n, flush=True)
+    except Exception as exc:
+        print("ERROR", type(exc).__name__, exc, flush=True)
+"""
+
+
+def test_readers_see_only_whole_serving_databases_during_publishes(gate_settings, built_warehouses):
+    run_gate(gate_settings, publish=True)
+    serving = gate_paths(gate_settings)["serving"]
+    small_warehouse = gate_settings.var_dir / "small" / "warehouse.duckdb"
+    small_warehouse.parent.mkdir()
+    shutil.copy(built_warehouses["small"], small_warehouse)
+    small = dataclasses.replace(gate_settings, warehouse_path=small_warehouse)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(serving), "25"], stdout=subprocess.PIPE, text=True
+    )
+    published = 0
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and published < 4:
+        run_gate(small if published % 2 == 0 else gate_settings, publish=True)
+        published += 1
+    seen = reader.communicate(timeout=60)[0].split("\n")
+
+    assert published == 4
+    assert [line for line in seen if line.startswith("ERROR")] == []
+    counts = {int(line) for line in seen if line}
+    assert counts == {36, 24}
+    assert len(seen) > 20

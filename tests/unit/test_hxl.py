@@ -1,0 +1,240 @@
+"""HXL source: hashtag row, disaggregation attributes, places, refused files, bad rows, state."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import orjson
+import pytest
+from local_http import serve
+
+from connectors.contracts import get_contract
+from connectors.errors import ConfigError, SourceFormatError
+from connectors.sdk import Checkpoint, Record, Rejected, load_config
+from connectors.sources import hxl
+from connectors.sources.hxl.helpers import column_letter, parse_columns
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hxl"
+DTM_CSV = FIXTURES / "dtm_som_idp_sites_2024-03.csv"
+DTM_XLSX = FIXTURES / "dtm_eth_site_assessment_r35.xlsx"
+BAD_NUMBER = FIXTURES / "dtm_eth_bad_number.csv"
+
+
+def _read(inputs: list, state: dict | None = None, **settings) -> list:
+    overrides = {"partner": "iom-dtm", "inputs": [str(i) for i in inputs], **settings}
+    config = load_config("hxl", hxl.HxlConfig, overrides=overrides)
+    return list(hxl.SOURCE.read(config, state or {}))
+
+
+def _records(out: list) -> list[Record]:
+    return [i for i in out if isinstance(i, Record)]
+
+
+def _cell(records: list[Record], row: int, column: int) -> dict:
+    return next(r.data for r in records if r.data["row"] == row and r.data["column"] == column)
+
+
+def test_dtm_csv_yields_one_record_per_filled_people_count_cell():
+    records = _records(_read([DTM_CSV]))
+
+    # 6 data rows x 7 count columns, less the two empty migrant cells (Dayniile, Baidoa)
+    assert len(records) == 40
+    assert sorted({r.data["row"] for r in records}) == [3, 4, 5, 6, 7, 8]
+    assert {r.source for r in records} == {"urn:partner:iom-dtm"}
+    assert {r.stream.topic for r in records} == {"partner.hxl.record.v1"}
+
+
+def test_attributes_map_to_sex_age_group_and_population_group():
+    records = _records(_read([DTM_CSV]))
+
+    girls = _cell(records, 3, 14)  # #affected+idps+f+children
+    men = _cell(records, 3, 12)  # #affected+idps+m
+    returnees = _cell(records, 3, 15)  # #affected+returnees
+    assert (girls["attributes"], girls["sex"], girls["age_group"]) == (
+        ["+children", "+f", "+idps"],
+        "female",
+        "children",
+    )
+    assert (girls["population_group"], girls["value"], girls["header"]) == (
+        "idps",
+        14890,
+        "IDP girls (0-17)",
+    )
+    assert (men["sex"], men["age_group"], men["value"]) == ("male", "all", 22680)
+    assert (returnees["sex"], returnees["population_group"], returnees["value"]) == (
+        "total",
+        "returnees",
+        1250,
+    )
+
+
+def test_location_columns_resolve_a_spaced_un_locode_to_a_city_code_from_the_seed():
+    records = _records(_read([DTM_CSV]))
+
+    hodan = _cell(records, 3, 10)
+    baidoa = _cell(records, 7, 10)  # no LOCODE
+    bossaso = _cell(records, 8, 10)  # SO BSA: not one of our cities
+    assert {k: hodan[k] for k in ("country_code", "admin1_code", "admin2", "city_code")} == {
+        "country_code": "SOM",
+        "admin1_code": "SO22",
+        "admin2": "Hodan",
+        "city_code": "SOMGQ",
+    }
+    assert hodan["date"] == "2024-03-31"
+    assert "city_code" not in baidoa and baidoa["country_code"] == "SOM"
+    assert "city_code" not in bossaso and bossaso["location_code"] == "SO BSA"
+    assert {r.subject for r in records if r.data["row"] == 3} == {"SOMGQ"}
+
+
+def test_thousands_separator_in_a_quoted_csv_cell_is_read_as_a_number():
+    assert _cell(_records(_read([DTM_CSV])), 4, 10)["value"] == 102340
+
+
+def test_xlsx_hashtag_row_below_a_title_is_found_and_excel_dates_are_read():
+    records = _records(_read([DTM_XLSX]))
+
+    assert len(records) == 23  # 5 rows x 5 counts, less 2 empty host population cells
+    mekelle_elderly = _cell(records, 5, 10)
+    assert {k: mekelle_elderly[k] for k in ("age_group", "value", "date", "city_code")} == {
+        "age_group": "elderly",
+        "value": 6210,
+        "date": "2024-02-29",
+        "city_code": "ETMQX",
+    }
+    assert mekelle_elderly["country_code"] == "ETH"  # from the city, no #country column
+    assert "country_code" not in _cell(records, 6, 7)  # Adwa: no LOCODE, no country
+    host = _cell(records, 7, 11)
+    assert (host["hashtag"], host["attributes"], host["population_group"]) == (
+        "#population",
+        [],
+        "all",
+    )
+
+
+def test_every_record_satisfies_the_hxl_contract():
+    contract = get_contract("org.urbanflow.hxl.record.v1")
+    for record in _records(_read([DTM_CSV, DTM_XLSX])):
+        contract.validate_data(record.data)
+
+
+def test_untagged_file_is_refused_naming_the_file():
+    path = FIXTURES / "untagged_displacement.csv"
+
+    with pytest.raises(SourceFormatError) as raised:
+        _read([path])
+
+    assert str(raised.value) == f"{path}: no HXL hashtag row in the first 25 rows"
+
+
+def test_malformed_hashtag_is_refused_naming_file_row_and_column():
+    path = FIXTURES / "malformed_hashtag.csv"
+
+    with pytest.raises(SourceFormatError) as raised:
+        _read([DTM_CSV, path])
+
+    assert str(raised.value) == (
+        f"{path}:2: malformed HXL hashtag '#affected+' in column E of the hashtag row"
+    )
+
+
+def test_hashtag_with_a_space_after_the_hash_is_malformed():
+    with pytest.raises(SourceFormatError) as raised:
+        parse_columns(["#adm1+name", "# bad", "#affected"], [], "f.csv", 4)
+
+    assert (
+        str(raised.value) == "f.csv:4: malformed HXL hashtag '# bad' in column B of the hashtag row"
+    )
+
+
+def test_conflicting_sex_attributes_on_one_count_column_are_refused():
+    with pytest.raises(SourceFormatError, match=r"f.csv:1: column C .* conflicting sex \+f \+m"):
+        parse_columns(["#adm1+name", "#affected", "#affected+f+m"], [], "f.csv", 1)
+
+
+def test_hashtag_attributes_are_case_insensitive_and_sorted():
+    (column,) = parse_columns(["#Affected +IDPs +F"], [], "f.csv", 1)
+
+    assert (column.spec, column_letter(27)) == ("#affected+f+idps", "AB")
+
+
+def test_file_without_a_people_count_column_is_refused_listing_the_tags_it_has(tmp_path):
+    path = tmp_path / "sites.csv"
+    path.write_text("#adm1+name,#loc+name,#date\nBanadir,Hodan,2024-03-31\n")
+
+    with pytest.raises(SourceFormatError, match=r"sites.csv:1: no people-count column .*"):
+        _read([path])
+
+
+def test_row_with_a_country_name_in_the_iso3_column_goes_to_the_dlq(tmp_path):
+    path = tmp_path / "sites.csv"
+    path.write_text("#country+code,#affected+idps\nSOM,48210\nSomalia,9870\n")
+
+    out = _read([path])
+
+    assert [i.reason for i in out if isinstance(i, Rejected)] == [
+        f"{path}:3: column A (#country+code): 'SOMALIA' is not an ISO 3166 alpha-3 code"
+    ]
+    assert [r.data["value"] for r in _records(out)] == [48210]
+
+
+def test_bad_number_row_goes_to_the_dlq_with_file_line_and_column_and_the_rest_loads():
+    out = _read([BAD_NUMBER])
+
+    rejects = [i for i in out if isinstance(i, Rejected)]
+    assert [r.reason for r in rejects] == [
+        f"{BAD_NUMBER}:4: column H (#affected+f+idps): '11,38O' is not a count of people"
+    ]
+    assert orjson.loads(rejects[0].payload)["cells"][:2] == ["Dire Dawa", "ET15"]
+    assert rejects[0].stream.topic == "partner.hxl.record.v1"
+    assert sorted({r.data["row"] for r in _records(out)}) == [3, 5]
+    assert len(_records(out)) == 6
+
+
+def test_unchanged_file_is_skipped_on_the_next_run_and_a_changed_one_is_sent_whole(tmp_path):
+    copy = tmp_path / "dtm.csv"
+    shutil.copy(DTM_CSV, copy)
+    first = _read([copy])
+    state = first[-1].state
+
+    unchanged = _read([copy], state)
+    copy.write_text(DTM_CSV.read_text().replace("48210", "48310"))
+    changed = _records(_read([copy], state))
+
+    assert isinstance(first[-1], Checkpoint) and list(state["files"]) == [str(copy)]
+    assert unchanged == []
+    assert len(changed) == 40
+    first_ids = {r.event_id for r in _records(first)}
+    # only row 3's content changed: its 7 counts get new ids, the other 33 keep theirs
+    assert len({r.event_id for r in changed} - first_ids) == 7
+
+
+def test_event_ids_are_stable_across_runs_and_distinct_per_cell():
+    ids = [r.event_id for r in _records(_read([DTM_CSV]))]
+
+    assert ids == [r.event_id for r in _records(_read([DTM_CSV]))]
+    assert len(set(ids)) == 40
+
+
+def test_configured_dataset_name_replaces_the_file_name():
+    records = _records(_read([DTM_CSV], dataset="som-dtm-r12"))
+
+    assert {r.data["dataset"] for r in records} == {"som-dtm-r12"}
+    assert {r.key for r in records} == {"som-dtm-r12"}
+
+
+def test_partner_slug_is_required():
+    with pytest.raises(ConfigError, match="partner"):
+        load_config("hxl", hxl.HxlConfig, overrides={"inputs": [str(DTM_CSV)]})
+
+
+def test_hxl_csv_url_is_fetched_over_http():
+    def route(path: str, query: dict[str, str]) -> tuple[int, str, bytes]:
+        return 200, "text/csv", DTM_CSV.read_bytes()
+
+    with serve(route) as (base, requests):
+        records = _records(_read([f"{base}/dtm/som_sites.csv?round=12"]))
+
+    assert requests == ["/dtm/som_sites.csv?round=12"]
+    assert len(records) == 40
+    assert {r.data["dataset"] for r in records} == {"som_sites.csv"}
