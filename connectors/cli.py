@@ -204,12 +204,13 @@ def status() -> None:
 
 @app.command()
 def demo(
-    feeds: Annotated[
-        Path, typer.Option(help="Folder of SDMX sample feeds")
-    ] = demo_module.SAMPLE_FEEDS,
+    sample_data: Annotated[
+        Path,
+        typer.Option(help="Folder of the sample world (python -m connectors.samples.world)"),
+    ] = demo_module.SAMPLE_DATA,
 ) -> None:
-    """Run the pipeline end to end on the bundled sample feeds and print where to look."""
-    demo_module.run_demo(Settings.from_env(), feeds, out)
+    """Run the pipeline end to end on the bundled sample world and print where to look."""
+    demo_module.run_demo(Settings.from_env(), sample_data, out)
 
 
 def main() -> None:

@@ -148,13 +148,17 @@ INDICATORS = (
 
 @dataclass(frozen=True, slots=True)
 class City:
-    """One row of the city reference list (only what the feeds need)."""
+    """One row of the city reference list (what the sample feeds and the sample world need)."""
 
     code: str
     name: str
     country_iso3: str
+    country_iso2: str
     country_name: str
+    population: int
     is_secondary: bool
+    latitude: float
+    longitude: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,15 +181,20 @@ def load_cities(path: Path = CITIES_CSV) -> list[City]:
                 code=row["city_code"],
                 name=row["city_name"],
                 country_iso3=row["country_iso3"],
+                country_iso2=row["country_iso2"],
                 country_name=row["country_name"],
+                population=int(row["population"]),
                 is_secondary=row["is_secondary_city"] == "true",
+                latitude=float(row["latitude"]),
+                longitude=float(row["longitude"]),
             )
             for row in csv.DictReader(handle)
         ]
 
 
-def _series_values(city: City, indicator: Indicator) -> dict[str, list[float]]:
-    """Yearly values by sex: a city-specific level and trend, small noise, clipped to bounds."""
+def series_values(city: City, indicator: Indicator) -> dict[str, list[float]]:
+    """Yearly values (one per YEARS) by sex code: a city-specific level and trend, small noise,
+    clipped to bounds. Public so other sample sources can agree with these feeds."""
     rng = random.Random(f"{SEED}:{city.code}:{indicator.code}")
     low, high = indicator.bounds
     level = rng.uniform(*indicator.start) + (indicator.secondary_shift if city.is_secondary else 0)
@@ -208,7 +217,7 @@ def _observations(office: Office, cities: list[City]) -> list[Observation]:
     observations = []
     for city in cities:
         for indicator in INDICATORS:
-            for sex, values in _series_values(city, indicator).items():
+            for sex, values in series_values(city, indicator).items():
                 for year, value in zip(YEARS, values, strict=True):
                     status = "E" if year == PROVISIONAL_YEAR else "A"
                     observations.append(Observation(city, indicator, sex, year, value, status))

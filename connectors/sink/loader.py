@@ -3,7 +3,7 @@ DuckDB transaction, so a crash at any point leaves either all of a batch or none
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 import duckdb
@@ -83,12 +83,15 @@ def write_batch(
     dead_letters: list[DeadLetter],
     first_offsets: Mapping[TopicPartitionKey, int],
     next_offsets: Mapping[TopicPartitionKey, int],
+    before_write: Callable[[], None] | None = None,
 ) -> None:
     """Insert rows, dead-letter records and next offsets atomically, fenced on the stored offsets.
 
     A batch may commit only if, for each of its partitions, the stored next offset is not past
     the batch's first record. That makes loading exactly-once whatever the interleaving of
     rebalances, restarts and zombie instances, without trusting Kafka's group membership.
+    `before_write` runs inside the transaction once the fence passed; if it raises, nothing is
+    written.
     """
     now = datetime.now(UTC)
     con.execute("begin transaction")
@@ -97,6 +100,8 @@ def write_batch(
         stale = [tp for tp, first in first_offsets.items() if stored.get(tp, -1) > first]
         if stale:
             raise StaleBatchError(sorted(stale))
+        if before_write is not None:
+            before_write()  # e.g. send this batch's dead letters: only once the fence has passed
         for table, rows in tables.items():
             if not rows.num_rows:
                 continue

@@ -192,24 +192,23 @@ class Sink:
         pending.count += len(records)
 
     def _commit(self) -> None:
-        """Dead letters to Kafka first (confirmed), then rows, dead-letter rows and next offsets in
-        one DuckDB transaction: a crash can repeat a dead letter but never lose or double a row."""
+        """Rows, dead-letter rows and next offsets in one DuckDB transaction, fenced on the stored
+        offsets. Dead letters go to Kafka (confirmed) inside that transaction, after the fence:
+        a stale batch sends none, and a crash can at worst repeat one, never lose one."""
         assert self._consumer is not None and self._producer is not None
         pending, self._pending = self._pending, _Pending()
-        for dead in pending.dead:
-            self._producer.send_raw(
-                self.specs[dead.topic].dlq_name,
-                dead.value or b"",
-                key=dead.key,
-                headers=dead.headers(),
-            )
-        if pending.dead:
-            self._producer.confirm()
         tables = {name: batch.to_arrow() for name, batch in pending.batches.items() if len(batch)}
         pending.batches.clear()  # the Arrow copy is all we need now; keeps peak memory down
         try:
             with connect(self.settings.warehouse_path, memory_limit=WRITER_MEMORY_LIMIT) as con:
-                write_batch(con, tables, pending.dead, pending.first_offsets, pending.next_offsets)
+                write_batch(
+                    con,
+                    tables,
+                    pending.dead,
+                    pending.first_offsets,
+                    pending.next_offsets,
+                    before_write=lambda: self._send_dead_letters(pending.dead),
+                )
         except StaleBatchError:
             # Nothing of this batch was written: read all its partitions again from the stored
             # offsets (those past the fence belong to someone else's work).
@@ -237,6 +236,18 @@ class Sink:
         )
         self._announce(loaded, len(pending.dead), pending.next_offsets)
         release_freed_memory()
+
+    def _send_dead_letters(self, dead_letters: list[DeadLetter]) -> None:
+        assert self._producer is not None
+        for dead in dead_letters:
+            self._producer.send_raw(
+                self.specs[dead.topic].dlq_name,
+                dead.value or b"",
+                key=dead.key,
+                headers=dead.headers(),
+            )
+        if dead_letters:
+            self._producer.confirm()
 
     def _announce(
         self, loaded: dict[str, int], dead: int, offsets: dict[tuple[str, int], int]

@@ -127,19 +127,25 @@ def test_three_sources_land_in_raw_tables_bad_hxl_row_in_dlq_and_reruns_send_not
                where data ->> '$.dataset' = 'dtm_som_idp_sites_2024-03.csv'
                  and cast(data ->> '$.row' as integer) = 3
                  and cast(data ->> '$.column' as integer) = 14
-               limit 1"""
+                 and list_contains(?, event_id)
+               limit 1""",
+            [list(expected["hxl"])],
         ).fetchone()
         uganda = con.execute(
             """select source, cast(data ->> '$.value' as double), data ->> '$.labels.REF_AREA'
                from raw.stats_worldbank_observation_v1
                where data ->> '$.series_key' = 'EN.POP.SLUM.UR.ZS.UGA'
-                 and data ->> '$.time_period' = '2018' limit 1"""
+                 and data ->> '$.time_period' = '2018' and list_contains(?, event_id)
+               limit 1""",
+            [list(expected["worldbank"])],
         ).fetchone()
         kenya_female = con.execute(
             """select source, cast(data ->> '$.value' as double)
                from raw.stats_unsdg_observation_v1
                where data ->> '$.series_key' = 'EN_LND_SLUM.404.G.F.U'
-                 and data ->> '$.time_period' = '2018' limit 1"""
+                 and data ->> '$.time_period' = '2018' and list_contains(?, event_id)
+               limit 1""",
+            [list(expected["unsdg"])],
         ).fetchone()
     assert girls == ("urn:partner:iom-dtm", "female", "children", 14890.0, "SOMGQ")
     assert uganda == ("urn:nso:worldbank", 48.3, "Uganda")

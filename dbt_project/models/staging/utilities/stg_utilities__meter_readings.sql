@@ -1,0 +1,40 @@
+with
+
+source as (
+
+    select raw.*
+    from {{ source('utilities', 'utility_meter_reading_v1') }} as raw
+    {{ raw_rows_not_yet_staged('raw') }}
+
+),
+
+renamed as (
+
+    select
+        {{ cloudevent_envelope_columns() }},
+
+        -- payload, as sent (contract org.urbanflow.utility.meter_reading.v1)
+        data ->> '$.meter_id' as meter_id,
+        data ->> '$.city_code' as city_code,
+        data ->> '$.service' as service,
+        data ->> '$.kind' as meter_kind,
+        cast(data ->> '$.reading_time' as timestamptz) as reading_time,
+        cast(data ->> '$.value' as double) as reading_value,
+        data ->> '$.unit' as unit,
+        cast(data ->> '$.cumulative' as boolean) as is_cumulative,
+        data ->> '$.site_id' as site_id,
+        cast(data ->> '$.sequence' as bigint) as reading_sequence,
+
+        {{ kafka_lineage_columns() }}
+
+    from source
+
+),
+
+deduplicated as (
+
+    {{ first_copy_per_event('renamed') }}
+
+)
+
+select * from deduplicated

@@ -1,0 +1,30 @@
+with
+
+source as (
+
+    select raw.*
+    from {{ source('worldbank', 'stats_worldbank_observation_v1') }} as raw
+    {{ raw_rows_not_yet_staged('raw') }}
+
+),
+
+renamed as (
+
+    select
+        {{ cloudevent_envelope_columns() }},
+
+        {{ stats_observation_columns() }},
+
+        {{ kafka_lineage_columns() }}
+
+    from source
+
+),
+
+deduplicated as (
+
+    {{ first_copy_per_event('renamed') }}
+
+)
+
+select * from deduplicated
