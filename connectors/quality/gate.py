@@ -292,7 +292,7 @@ def validate(
             totals[key] += result.statistics[key]
         rows += [_to_row(batch, r) for r in result.results]
         progress(
-            f"  {'✓' if result.success else '✗'} {batch.suite_name}: "
+            f"  {'✓' if result.success else '✗'} {batch.name} ({batch.suite}): "
             f"{result.statistics['successful_expectations']}/"
             f"{result.statistics['evaluated_expectations']} expectations passed"
         )
