@@ -13,6 +13,8 @@ KAFKA_DIR   := infra/kafka
 KAFKA_LIBS  := $(KAFKA_DIR)/libs/.fetched
 KAFKACTL    := $(KAFKA_DIR)/kafkactl
 export UF_VAR_DIR ?= $(CURDIR)/var
+# sqlfluff sometimes warns about leaked semaphores on exit (sqlfluff#4080): harmless, silenced.
+SQLFLUFF    := cd dbt_project && PYTHONWARNINGS=ignore:resource_tracker:UserWarning ../$(VENV)/bin/sqlfluff lint models tests macros snapshots --processes 2 -q
 
 .PHONY: help install kafka-libs up down demo publish api test test-fast lint format bench bench-api bench-meters bench-dbt clean
 
@@ -60,13 +62,15 @@ api: up ## serve the partner push API on 127.0.0.1:8080 (docs at /docs)
 test: install ## install, start what is needed, run every test suite, stop what was started
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
+	@$(SQLFLUFF)
 	@bash tests/run.sh
 
 test-fast: install ## unit and contract tests only (no broker)
 	@$(VENV)/bin/pytest -m "not integration" -q
 
-lint: install ## ruff check + format check
+lint: install ## ruff check + format check, sqlfluff on the dbt project
 	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	@$(SQLFLUFF)
 
 format: install ## apply ruff formatting and fixes
 	@$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .

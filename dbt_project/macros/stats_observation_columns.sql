@@ -1,4 +1,6 @@
-{#- The payload columns of org.urbanflow.stats.observation.v1 (World Bank and UN SDG API staging). -#}
+{#-
+    The payload columns of org.urbanflow.stats.observation.v1 (World Bank and UN SDG API staging).
+-#}
 {% macro stats_observation_columns() -%}
 -- payload, as sent (contract org.urbanflow.stats.observation.v1)
         data ->> '$.dataflow' as dataflow,

@@ -4,8 +4,8 @@
 -#}
 {% macro surrogate_key(columns) -%}
     md5(concat_ws('|'
-        {%- for column in columns %},
+    {%- for column in columns %},
         coalesce(cast({{ column }} as varchar), '_uf_null_')
-        {%- endfor %}
+    {%- endfor %}
     ))
 {%- endmacro %}

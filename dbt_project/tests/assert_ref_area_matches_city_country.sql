@@ -1,5 +1,6 @@
 -- The SDMX REF_AREA sent with an observation should be the country of its city in ref_cities.
--- A mismatch means a wrong city code or a wrong seed row; warn, since the city code is what marts use.
+-- A mismatch means a wrong city code or a wrong seed row; warn, since the city code is what
+-- marts use.
 {{ config(severity='warn') }}
 
 select

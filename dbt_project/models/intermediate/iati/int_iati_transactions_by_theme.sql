@@ -65,14 +65,15 @@ inherited_sectors as (
         on
             transactions.source_urn = activity_sectors.source_urn
             and transactions.iati_identifier = activity_sectors.iati_identifier
-    where not exists (
-        select 1
-        from own_sectors
-        where
-            own_sectors.source_urn = transactions.source_urn
-            and own_sectors.iati_identifier = transactions.iati_identifier
-            and own_sectors.transaction_index = transactions.transaction_index
-    )
+    where
+        not exists (
+            select 1 as found
+            from own_sectors
+            where
+                own_sectors.source_urn = transactions.source_urn
+                and own_sectors.iati_identifier = transactions.iati_identifier
+                and own_sectors.transaction_index = transactions.transaction_index
+        )
 
 ),
 

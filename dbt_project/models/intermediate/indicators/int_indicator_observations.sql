@@ -8,14 +8,14 @@ with
 unioned as (
 
     {% for publisher in publishers -%}
-    select
-        '{{ publisher }}' as data_source,
-        event_id, source_urn, event_time, series_key, series_code, ref_area_code, city_code,
-        sex_code, time_period, obs_value, unit_mult, obs_status, source_detail,
-        kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, ingested_at
-    from {{ ref('stg_' ~ publisher ~ '__observations') }}
-    {% if not loop.last %}union all
-    {% endif -%}
+        select
+            '{{ publisher }}' as data_source,
+            event_id, source_urn, event_time, series_key, series_code, ref_area_code, city_code,
+            sex_code, time_period, obs_value, unit_mult, obs_status, source_detail,
+            kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, ingested_at
+        from {{ ref('stg_' ~ publisher ~ '__observations') }}
+        {% if not loop.last %}union all
+        {% endif -%}
     {%- endfor %}
 
 ),

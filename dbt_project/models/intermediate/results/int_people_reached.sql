@@ -26,15 +26,21 @@ values_by_year as (
 derived_totals as (
 
     select
-        result_source, source_urn, activity_id, city_code, country_iso3, theme_code,
-        indicator_code, period_year,
+        result_source,
+        source_urn,
+        activity_id,
+        city_code,
+        country_iso3,
+        theme_code,
+        indicator_code,
+        period_year,
         'total' as sex,
         sum(people) as people
     from values_by_year as by_sex
     where
         sex in ('female', 'male')
         and not exists (
-            select 1
+            select 1 as found
             from values_by_year as totals
             where
                 totals.sex = 'total'
@@ -50,6 +56,12 @@ derived_totals as (
 
 )
 
-select *, false as is_derived_total from values_by_year
+select
+    *,
+    false as is_derived_total
+from values_by_year
 union all
-select *, true as is_derived_total from derived_totals
+select
+    *,
+    true as is_derived_total
+from derived_totals

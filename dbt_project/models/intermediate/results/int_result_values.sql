@@ -1,5 +1,6 @@
--- Every result figure partners report, harmonised to one shape: who (partner, activity), where
--- (city, country), what (theme, indicator, unit), when (period start, year) and for whom (sex, age).
+-- Every result figure partners report, harmonised to one shape: who (partner, activity),
+-- where (city, country), what (theme, indicator, unit), when (period start, year) and for
+-- whom (sex, age).
 -- Three inputs: results pushed through the API, IATI result actuals, HXL #reached counts.
 -- Revisions are resolved per input (the latest event for the same figure wins).
 with
@@ -16,11 +17,12 @@ pushed as (
         case
             when length(pushed.period) = 4 then make_date(cast(pushed.period as integer), 1, 1)
             when pushed.period like '%-Q%'
-                then make_date(
-                    cast(left(pushed.period, 4) as integer),
-                    (cast(right(pushed.period, 1) as integer) - 1) * 3 + 1,
-                    1
-                )
+                then
+                    make_date(
+                        cast(left(pushed.period, 4) as integer),
+                        (cast(right(pushed.period, 1) as integer) - 1) * 3 + 1,
+                        1
+                    )
             else cast(pushed.period || '-01' as date)
         end as period_start,
         pushed.sex,

@@ -12,23 +12,23 @@ with
 results as (
 
     {% if results_exist -%}
-    select * from {{ results_source }}
+        select * from {{ results_source }}
     {%- else -%}
-    select
-        cast(null as varchar) as run_id,
-        cast(null as timestamptz) as checked_at,
-        cast(null as varchar) as suite,
-        cast(null as varchar) as batch,
-        cast(null as varchar) as expectation_type,
-        cast(null as varchar) as column_name,
-        cast(null as json) as kwargs,
-        cast(null as boolean) as success,
-        cast(null as varchar) as observed_value,
-        cast(null as bigint) as unexpected_count,
-        cast(null as bigint) as element_count,
-        cast(null as varchar) as outcome,
-        cast(null as varchar) as candidate_path
-    where false
+        select
+            cast(null as varchar) as run_id,
+            cast(null as timestamptz) as checked_at,
+            cast(null as varchar) as suite,
+            cast(null as varchar) as batch,
+            cast(null as varchar) as expectation_type,
+            cast(null as varchar) as column_name,
+            cast(null as json) as kwargs,
+            cast(null as boolean) as success,
+            cast(null as varchar) as observed_value,
+            cast(null as bigint) as unexpected_count,
+            cast(null as bigint) as element_count,
+            cast(null as varchar) as outcome,
+            cast(null as varchar) as candidate_path
+        where false
     {%- endif %}
 
 ),

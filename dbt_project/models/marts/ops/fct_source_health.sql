@@ -19,19 +19,21 @@ with
 volumes as (
 
     {% for source_name, table in raw_tables -%}
-    select
-        '{{ source_name }}' as source_name,
-        '{{ table }}' as raw_table,
-        count(*) as row_count,
-        count(distinct raw.source) as publisher_count,
-        count(*) filter (where raw.ingested_at >= now() - interval 1 day) as rows_last_24h,
-        count(*) filter (where raw.ingested_at - raw.event_time > interval 1 day) as late_row_count,
-        min(raw.ingested_at) as first_ingested_at,
-        max(raw.ingested_at) as last_ingested_at,
-        max(raw.event_time) as last_event_time
-    from {{ source(source_name, table) }} as raw
-    {% if not loop.last %}union all
-    {% endif -%}
+        select
+            '{{ source_name }}' as source_name,
+            '{{ table }}' as raw_table,
+            count(*) as row_count,
+            count(distinct raw.source) as publisher_count,
+            count(*) filter (where raw.ingested_at >= now() - interval 1 day) as rows_last_24h,
+            count(*) filter (
+                where raw.ingested_at - raw.event_time > interval 1 day
+            ) as late_row_count,
+            min(raw.ingested_at) as first_ingested_at,
+            max(raw.ingested_at) as last_ingested_at,
+            max(raw.event_time) as last_event_time
+        from {{ source(source_name, table) }} as raw
+        {% if not loop.last %}union all
+        {% endif -%}
     {%- endfor %}
 
 ),

@@ -106,7 +106,7 @@ women_places_to_date as (
         years.period_year,
         count(distinct women_results.city_code) as achieved_to_date
     from years
-    inner join women_results on women_results.period_year <= years.period_year
+    inner join women_results on years.period_year >= women_results.period_year
     group by grouping sets ((women_results.theme_code, years.period_year), (years.period_year))
     union all
     select
@@ -115,7 +115,7 @@ women_places_to_date as (
         years.period_year,
         count(distinct women_results.country_iso3) as achieved_to_date
     from years
-    inner join women_results on women_results.period_year <= years.period_year
+    inner join women_results on years.period_year >= women_results.period_year
     group by grouping sets ((women_results.theme_code, years.period_year), (years.period_year))
 
 ),
