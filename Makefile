@@ -65,7 +65,7 @@ test: install ## install, start what is needed, run every test suite, stop what 
 	@$(SQLFLUFF)
 	@bash tests/run.sh
 
-test-fast: install ## unit and contract tests only (no broker)
+test-fast: $(VENV)/.installed ## unit, contract and config tests only (no broker, no Kafka jars needed)
 	@$(VENV)/bin/pytest -m "not integration" -q
 
 lint: install ## ruff check + format check, sqlfluff on the dbt project
