@@ -24,7 +24,7 @@ from connectors.settings import Settings
 from connectors.sink import Sink
 from connectors.sources.registry import all_sources, get_source
 from connectors.sources.state import StateStore
-from connectors.transform import run_dbt
+from connectors.transform import WAREHOUSE_BUILD, refresh_warehouse, run_dbt
 
 app = typer.Typer(
     help="UrbanFlow: stream city data through Kafka into DuckDB, model it with dbt.",
@@ -151,8 +151,22 @@ def sink_run(
 
 @app.command("dbt", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def dbt(ctx: typer.Context) -> None:
-    """Run dbt (e.g. `urbanflow dbt build`) under the warehouse lock shared with the sink."""
-    run_dbt(Settings.from_env(), ctx.args or ["build"])
+    """Run any dbt command under the warehouse lock shared with the sink, e.g. `urbanflow dbt test`;
+    no arguments = `dbt build` of the whole project without unit tests."""
+    run_dbt(Settings.from_env(), ctx.args or WAREHOUSE_BUILD)
+
+
+@app.command()
+def refresh(
+    full_refresh: Annotated[
+        bool, typer.Option("--full-refresh", help="Rebuild every model from scratch")
+    ] = False,
+) -> None:
+    """Build the marts from the events loaded since the last build: only what they feed, the whole
+    project when it changed (or on the first build), nothing when no event arrived."""
+    result = refresh_warehouse(Settings.from_env(), full_refresh=full_refresh)
+    built = "nothing to build" if result.plan.selectors == [] else "built"
+    out.print(f"{built} ({result.plan.reason}) in {result.seconds:.1f} s")
 
 
 @app.command()

@@ -1,19 +1,37 @@
-"""dbt runs under the warehouse lock, so the sink and dbt never write at once (DESIGN.md §3)."""
+"""dbt runs under the warehouse lock, so the sink and dbt never write at once (DESIGN.md §3).
+
+`refresh_warehouse` is how the platform keeps the marts current: it builds only what the events
+loaded since the last successful build feed (dbt's `source:<table>+` for each topic whose
+offsets moved), everything on the first build, everything from scratch when the dbt project
+changed (a model's SQL or a seed it joins may have changed what existing rows should be), and
+nothing when no event arrived. Incremental models then process only the new rows.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import yaml
 
 from connectors.errors import UrbanFlowError
 from connectors.kafka.topics import load_topics
 from connectors.settings import Settings
-from connectors.sink.loader import ensure_schema
+from connectors.sink.loader import TopicPartitionKey, ensure_schema, stored_offsets
 from connectors.warehouse import warehouse_lock
+
+#: What refreshing the warehouse runs: seeds, snapshots, models and their data tests. Unit tests
+#: check SQL logic on fixed inputs, so they belong in development and CI (`make test` runs them
+#: through the integration suite), not in every refresh (dbt's own advice).
+WAREHOUSE_BUILD = ["build", "--exclude-resource-type", "unit_test"]
 
 
 def dbt_executable() -> str:
@@ -38,6 +56,14 @@ def run_dbt(
 
     dbt runs in its own process so that its DuckDB handle is gone when the lock is released.
     """
+    with warehouse_lock(settings.warehouse_path):
+        declare_raw_tables(settings)
+        return _run_dbt_locked(settings, args, capture=capture)
+
+
+def _run_dbt_locked(
+    settings: Settings, args: list[str], *, capture: bool
+) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "UF_WAREHOUSE_PATH": str(settings.warehouse_path),
@@ -45,14 +71,182 @@ def run_dbt(
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
     command = [dbt_executable(), *args, "--project-dir", str(settings.dbt_project_dir)]
-    with warehouse_lock(settings.warehouse_path):
-        declare_raw_tables(settings)
-        result = subprocess.run(
-            command, env=env, cwd=settings.dbt_project_dir, capture_output=capture, text=True
-        )
+    result = subprocess.run(
+        command, env=env, cwd=settings.dbt_project_dir, capture_output=capture, text=True
+    )
     if result.returncode != 0:
         tail = (result.stdout or "")[-3000:] if capture else ""
         raise UrbanFlowError(
             f"`dbt {' '.join(args)}` failed (exit {result.returncode}){tail and ':'}\n{tail}"
         )
     return result
+
+
+# --- refreshing the warehouse after new events ------------------------------------------------
+
+BUILDS_TABLE = "raw._dbt_builds"
+BUILT_OFFSETS_TABLE = "raw._dbt_built_offsets"
+_BUILD_STATE_DDL = f"""
+create table if not exists {BUILDS_TABLE} (
+    started_at timestamptz not null,
+    finished_at timestamptz not null,
+    project_hash varchar not null,
+    selection varchar not null
+);
+create table if not exists {BUILT_OFFSETS_TABLE} (
+    kafka_topic varchar not null,
+    kafka_partition integer not null,
+    next_offset bigint not null,
+    primary key (kafka_topic, kafka_partition)
+);
+"""
+#: Inputs that do not arrive through Kafka but are rebuilt with every refresh (the quality gate
+#: writes its results after the build before).
+ALWAYS_SELECTED = ("source:quality+",)
+#: What makes up the dbt project: a change to any of these rebuilds everything.
+_PROJECT_PARTS = ("models", "seeds", "snapshots", "macros", "tests", "dbt_project.yml")
+
+
+@dataclass(frozen=True, slots=True)
+class BuildPlan:
+    """What a refresh builds: `selectors` None = the whole project, [] = nothing; `full_refresh`
+    rebuilds incremental models from scratch (their SQL, or a seed they join, may have changed)."""
+
+    selectors: list[str] | None
+    reason: str
+    full_refresh: bool = False
+
+    @property
+    def dbt_args(self) -> list[str]:
+        selection = ["--select", *self.selectors] if self.selectors else []
+        return [*WAREHOUSE_BUILD, *selection, *(["--full-refresh"] if self.full_refresh else [])]
+
+
+def plan_build(
+    *,
+    offsets: Mapping[TopicPartitionKey, int],
+    built_offsets: Mapping[TopicPartitionKey, int],
+    project_hash: str,
+    built_project_hash: str | None,
+    topic_sources: Mapping[str, str],
+) -> BuildPlan:
+    """Decide what to build from the sink's offsets now vs at the last successful build."""
+    if built_project_hash is None:
+        return BuildPlan(None, "first build of this warehouse")
+    if project_hash != built_project_hash:
+        return BuildPlan(None, "the dbt project changed since the last build", full_refresh=True)
+    moved = sorted(
+        {key[0] for key, offset in offsets.items() if offset > built_offsets.get(key, 0)}
+    )
+    fed = [topic for topic in moved if topic in topic_sources]
+    if not fed:
+        return BuildPlan([], "no new events since the last build")
+    selectors = [f"source:{topic_sources[topic]}+" for topic in fed]
+    return BuildPlan([*selectors, *ALWAYS_SELECTED], f"new events in {', '.join(fed)}")
+
+
+def project_fingerprint(project_dir: Path) -> str:
+    """sha256 over the paths and bytes of every file that defines the dbt project."""
+    digest = hashlib.sha256()
+    for part in _PROJECT_PARTS:
+        root = project_dir / part
+        files = sorted(root.rglob("*")) if root.is_dir() else [root]
+        for path in files:
+            if path.is_file():
+                digest.update(str(path.relative_to(project_dir)).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def topic_sources(settings: Settings) -> dict[str, str]:
+    """Kafka topic -> dbt source (`<source>.<raw table>`), from topics.yml and the staging layer's
+    source files, so a new source is picked up where it is declared."""
+    declared: dict[str, str] = {}
+    for path in (settings.dbt_project_dir / "models").rglob("*__sources.yml"):
+        for source in yaml.safe_load(path.read_text(encoding="utf-8")).get("sources", []):
+            for table in source.get("tables", []):
+                declared[table.get("identifier", table["name"])] = (
+                    f"{source['name']}.{table['name']}"
+                )
+    specs = load_topics(settings.topics_file)
+    return {spec.name: declared[spec.raw_table] for spec in specs if spec.raw_table in declared}
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshResult:
+    plan: BuildPlan
+    seconds: float
+
+
+def refresh_warehouse(
+    settings: Settings, *, full_refresh: bool = False, capture: bool = False
+) -> RefreshResult:
+    """Build what the events loaded since the last successful build feed (see the module doc);
+    `full_refresh` rebuilds every model from scratch. Raises UrbanFlowError if dbt fails."""
+    started = time.monotonic()
+    with warehouse_lock(settings.warehouse_path):
+        declare_raw_tables(settings)
+        project_hash = project_fingerprint(settings.dbt_project_dir)
+        with _build_state(settings) as con:
+            offsets = stored_offsets(con)
+            plan = (
+                BuildPlan(None, "full refresh requested", full_refresh=True)
+                if full_refresh
+                else plan_build(
+                    offsets=offsets,
+                    built_offsets=_built_offsets(con),
+                    project_hash=project_hash,
+                    built_project_hash=_built_project_hash(con),
+                    topic_sources=topic_sources(settings),
+                )
+            )
+        if plan.selectors != []:
+            build_started = time.time()
+            _run_dbt_locked(settings, plan.dbt_args, capture=capture)
+            with _build_state(settings) as con:
+                _record_build(con, build_started, project_hash, plan, offsets)
+    return RefreshResult(plan, time.monotonic() - started)
+
+
+@contextmanager
+def _build_state(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The warehouse with the build bookkeeping tables in place. Caller holds the lock."""
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        con.execute(_BUILD_STATE_DDL)
+        yield con
+
+
+def _built_offsets(con: duckdb.DuckDBPyConnection) -> dict[TopicPartitionKey, int]:
+    rows = con.execute(
+        f"select kafka_topic, kafka_partition, next_offset from {BUILT_OFFSETS_TABLE}"
+    )
+    return {(topic, partition): offset for topic, partition, offset in rows.fetchall()}
+
+
+def _built_project_hash(con: duckdb.DuckDBPyConnection) -> str | None:
+    rows = con.execute(
+        f"select project_hash from {BUILDS_TABLE} order by finished_at desc limit 1"
+    ).fetchall()
+    return rows[0][0] if rows else None
+
+
+def _record_build(
+    con: duckdb.DuckDBPyConnection,
+    started_at: float,
+    project_hash: str,
+    plan: BuildPlan,
+    offsets: Mapping[TopicPartitionKey, int],
+) -> None:
+    """After a successful build: what it covered, so the next refresh starts from there."""
+    con.execute("begin")
+    con.execute(f"delete from {BUILT_OFFSETS_TABLE}")
+    if offsets:
+        con.executemany(
+            f"insert into {BUILT_OFFSETS_TABLE} values (?, ?, ?)",
+            [(topic, partition, offset) for (topic, partition), offset in offsets.items()],
+        )
+    con.execute(
+        f"insert into {BUILDS_TABLE} values (to_timestamp(?), now(), ?, ?)",
+        [started_at, project_hash, " ".join(plan.selectors or ["everything"])],
+    )
+    con.execute("commit")

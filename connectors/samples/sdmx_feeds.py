@@ -2,9 +2,10 @@
 
 `python -m connectors.samples.sdmx_feeds [--out sample_data/sdmx]` reads the city reference list
 (`dbt_project/seeds/ref_cities.csv`) and writes city-level SDG series (11.1.1 slums, 6.1.1 water,
-6.2.1 sanitation, 7.1.1 electricity) for 2018-2023, alternating SDMX-JSON 2.0 and SDMX-CSV 2.0
-(some CSV in `CODE: Name` label mode), so the demo and tests exercise every format offline.
-The values are synthetic but plausible; re-running gives byte-identical files.
+6.2.1 sanitation, 7.1.1 electricity, 1.4.2 secure tenure, 11.6.1 waste collection) for 2018-2023,
+alternating SDMX-JSON 2.0 and SDMX-CSV 2.0 (some CSV in `CODE: Name` label mode), so the demo and
+tests exercise every format offline. The values are synthetic but plausible, and a city's tenure
+and waste figures follow its slum and service levels; re-running gives byte-identical files.
 """
 
 from __future__ import annotations
@@ -90,16 +91,21 @@ OFFICES: dict[str, Office] = {
 
 @dataclass(frozen=True, slots=True)
 class Indicator:
-    """An SDG series and the range its synthetic values are drawn from."""
+    """An SDG series and the range its synthetic values are drawn from.
+
+    With `follows`, a city's 2018 level is the weighted sum of its 2018 totals of those series plus
+    a draw from `start`, so related indicators of one city agree (tenure with slums, waste
+    collection with the other services)."""
 
     code: str
     name: str
     bounds: tuple[float, float]  # plausible range for a city, in percent
-    start: tuple[float, float]  # 2018 level for a capital or megacity
+    start: tuple[float, float]  # 2018 level for a capital or megacity (offset when `follows`)
     trend: tuple[float, float]  # percentage points per year
     secondary_shift: float  # secondary cities start this far from the capital's level
-    female_gap: float  # sign of female minus total when disaggregated by sex; 0 = total only
+    female_gap: float  # female minus total, times 0.4-2.0, when by sex; 0 = total only
     source: str
+    follows: tuple[tuple[str, float], ...] = ()  # (series code, weight) of the same city
 
 
 INDICATORS = (
@@ -143,7 +149,43 @@ INDICATORS = (
         -1.0,
         "household survey and utility connection records",
     ),
+    Indicator(
+        "SP_LGL_LNDDOC",
+        "Proportion of adults with legally recognized documentation of their rights to land "
+        "(SDG 1.4.2)",
+        (15.0, 90.0),
+        (78.0, 92.0),
+        (0.3, 1.2),
+        0.0,
+        -3.0,
+        "household survey and land registry records, SDG 1.4.2 methodology",
+        follows=(("EN_LND_SLUM", -0.8),),
+    ),
+    Indicator(
+        "SP_LGL_LNDSTR",
+        "Proportion of adults who perceive their rights to land as secure (SDG 1.4.2)",
+        (20.0, 95.0),
+        (6.0, 16.0),
+        (0.2, 0.9),
+        0.0,
+        -2.0,
+        "household survey, SDG 1.4.2 perception module",
+        follows=(("SP_LGL_LNDDOC", 1.0),),
+    ),
+    Indicator(
+        "EN_REF_WASCOL",
+        "Proportion of municipal solid waste collected and managed in controlled facilities "
+        "(SDG 11.6.1)",
+        (10.0, 90.0),
+        (-12.0, 0.0),
+        (0.5, 2.0),
+        -4.0,
+        0.0,
+        "municipal solid waste records, UN-Habitat Waste Wise Cities Tool",
+        follows=(("SH_H2O_SAFE", 0.35), ("SH_SAN_SAFE", 0.35), ("EG_ELC_ACCS", 0.3)),
+    ),
 )
+INDICATORS_BY_CODE = {indicator.code: indicator for indicator in INDICATORS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +240,10 @@ def series_values(city: City, indicator: Indicator) -> dict[str, list[float]]:
     rng = random.Random(f"{SEED}:{city.code}:{indicator.code}")
     low, high = indicator.bounds
     level = rng.uniform(*indicator.start) + (indicator.secondary_shift if city.is_secondary else 0)
+    level += sum(
+        weight * series_values(city, INDICATORS_BY_CODE[code])["_T"][0]
+        for code, weight in indicator.follows
+    )
     slope = rng.uniform(*indicator.trend)
 
     def clip(value: float) -> float:

@@ -8,8 +8,10 @@ city populations and one set of partners, so that the sources agree with each ot
 * `worldbank/`, `unsdg/` - national urban slum shares (and urban electricity access), the
   population-weighted means of the SDMX city values, as World Bank API v2 and UN SDG API pages;
 * `iati/<partner>.xml` - each partner's programmes, one per city of its countries, with
-  commitments, disbursements and sex-disaggregated people/women reached (0.5-5 % of a city's
-  population a year, whatever the number of partners there);
+  commitments, disbursements, the donor's grant and, for about half of them, co-financing from
+  city governments, development banks and private investors (incoming commitments, funds and
+  pledges with their provider-org), and sex-disaggregated people/women reached (0.5-5 % of a
+  city's population a year, whatever the number of partners there);
 * `hxl/<partner>.csv` - the displacement partner's IOM-DTM-style counts per city and round;
 * `utilities/kpi_<yyyy_mm>.csv` - monthly KPIs of each city's water and electricity utility,
   coverage in line with the SDMX water and electricity shares of the city;
@@ -33,9 +35,10 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from connectors.samples.hazards import render_hazards
 from connectors.samples.sdmx_feeds import (
     CITIES_CSV,
-    INDICATORS,
+    INDICATORS_BY_CODE,
     YEARS,
     City,
     load_cities,
@@ -60,8 +63,9 @@ REACH_SHARE = (0.005, 0.05)
 COMMITMENT_USD = (500_000, 20_000_000)
 HOUSEHOLD_SIZE = 4.6
 
-SERIES = {indicator.code: indicator for indicator in INDICATORS}
-SLUM, WATER, ELECTRICITY = SERIES["EN_LND_SLUM"], SERIES["SH_H2O_SAFE"], SERIES["EG_ELC_ACCS"]
+SLUM, WATER, ELECTRICITY = (
+    INDICATORS_BY_CODE[code] for code in ("EN_LND_SLUM", "SH_H2O_SAFE", "EG_ELC_ACCS")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,9 +260,8 @@ def national_share(cities: Sequence[City], indicator_code: str, year: int) -> fl
     """Population-weighted mean of the SDMX city values (sex total): the country's urban level."""
     weights = sum(c.population for c in cities)
     index = YEARS.index(year)
-    total = sum(
-        series_values(c, SERIES[indicator_code])["_T"][index] * c.population for c in cities
-    )
+    indicator = INDICATORS_BY_CODE[indicator_code]
+    total = sum(series_values(c, indicator)["_T"][index] * c.population for c in cities)
     return total / weights
 
 
@@ -457,6 +460,39 @@ def load_sector_themes(path: Path = SECTOR_THEMES_CSV) -> dict[str, list[tuple[s
     return themes
 
 
+#: IATI OrganisationType codes of the co-financiers an activity may attract besides its donor.
+LOCAL_GOVERNMENT, MULTILATERAL, PRIVATE_SECTOR = "11", "40", "70"
+#: Regional development banks (IATI ref, name) by the ISO3 codes they lend in; AfDB elsewhere.
+DEVELOPMENT_BANKS = (
+    (("BGD", "IND", "KHM", "PHL"), "46004", "Asian Development Bank"),
+    (("HND", "PER"), "XI-IATI-IADB", "Inter-American Development Bank"),
+    ((), "46002", "African Development Bank"),
+)
+PRIVATE_INVESTORS = (
+    ("GB-COH-11223344", "Inclusive Cities Impact Fund"),
+    ("NL-KVK-87654321", "Shelter Finance Partners"),
+)
+#: Share of activities with co-financing, and a co-financier's commitment as a share of the
+#: partner's own (development banks lend more than city budgets or investors can).
+CO_FINANCED_SHARE = 0.5
+CO_FINANCING_SHARES = {
+    LOCAL_GOVERNMENT: (0.05, 0.3),
+    MULTILATERAL: (0.3, 1.2),
+    PRIVATE_SECTOR: (0.05, 0.4),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingTransaction:
+    """Money coming into an activity: IATI transaction type 1 incoming funds, 11 incoming
+    commitment or 13 incoming pledge, with its provider-org (ref, type, name)."""
+
+    type_code: str
+    date: str
+    value: int
+    provider: tuple[str, str, str]
+
+
 @dataclass(frozen=True, slots=True)
 class Activity:
     """One partner's programme in one city, with the figures every file about it shares."""
@@ -472,6 +508,45 @@ class Activity:
     commitment: int
     disbursements: tuple[tuple[str, int], ...]  # (date, USD)
     reached: dict[int, tuple[int, int]]  # year -> (female, male)
+    incoming: tuple[IncomingTransaction, ...] = ()  # the donor's grant, then any co-financing
+
+
+def _incoming(
+    partner: Partner, city: City, commitment: int, start: str, seed: int
+) -> tuple[IncomingTransaction, ...]:
+    """The donor's grant (the partner's own funding, not leveraged) and, for about half of the
+    activities, co-financing from the city government, a development bank or private investors:
+    incoming commitments, two tranches of incoming funds (together sometimes above the
+    commitment) and, from banks, pledges of more."""
+    donor = IncomingTransaction("1", start, commitment, partner.funder)
+    rng = _rng(seed, "co-financing", partner.slug, city.code)
+    if rng.random() >= CO_FINANCED_SHARE:
+        return (donor,)
+    _, bank_ref, bank_name = next(
+        b for b in DEVELOPMENT_BANKS if city.country_iso3 in b[0] or not b[0]
+    )
+    investor_ref, investor_name = rng.choice(PRIVATE_INVESTORS)
+    candidates = (
+        (f"{city.country_iso2}-LG-{city.code}", LOCAL_GOVERNMENT, f"{city.name} City Government"),
+        (bank_ref, MULTILATERAL, bank_name),
+        (investor_ref, PRIVATE_SECTOR, investor_name),
+    )
+    incoming = [donor]
+    for provider in rng.sample(candidates, k=rng.randint(1, len(candidates))):
+        low, high = CO_FINANCING_SHARES[provider[1]]
+        committed = int(round(commitment * rng.uniform(low, high), -3))
+        if provider[1] != PRIVATE_SECTOR:  # investors pay in without committing first
+            date = f"2023-{rng.randint(1, 6):02d}-15"
+            incoming.append(IncomingTransaction("11", date, committed, provider))
+        for year, (first, last) in ((2023, (7, 12)), (2024, (1, 9))):
+            tranche = int(round(committed * rng.uniform(0.3, 0.6), -3))
+            date = f"{year}-{rng.randint(first, last):02d}-01"
+            incoming.append(IncomingTransaction("1", date, tranche, provider))
+        if provider[1] == MULTILATERAL and rng.random() < 0.5:
+            pledge = int(round(committed * rng.uniform(0.2, 0.5), -3))
+            date = f"2024-{rng.randint(6, 11):02d}-30"
+            incoming.append(IncomingTransaction("13", date, pledge, provider))
+    return tuple(incoming)
 
 
 def plan_activities(cities: Sequence[City], seed: int) -> list[Activity]:
@@ -511,6 +586,7 @@ def plan_activities(cities: Sequence[City], seed: int) -> list[Activity]:
                 female = round(people * rng.uniform(0.5, 0.58))
                 reached[year] = (female, round(people) - female)
                 share *= rng.uniform(1.05, 1.3)
+            start = f"2022-{rng.randint(7, 12):02d}-01"
             activities.append(
                 Activity(
                     partner=partner,
@@ -518,7 +594,7 @@ def plan_activities(cities: Sequence[City], seed: int) -> list[Activity]:
                     theme=theme,
                     identifier=f"{partner.ref}-{city.code}-{index + 1:02d}",
                     sectors=sectors,
-                    start=f"2022-{rng.randint(7, 12):02d}-01",
+                    start=start,
                     end=f"{rng.choice((2025, 2026, 2027))}-12-31",
                     last_updated=(
                         f"2025-01-{10 + number:02d}T{rng.randint(8, 17):02d}:"
@@ -527,6 +603,7 @@ def plan_activities(cities: Sequence[City], seed: int) -> list[Activity]:
                     commitment=int(commitment),
                     disbursements=tuple(zip(dates, paid, strict=True)),
                     reached=reached,
+                    incoming=_incoming(partner, city, int(commitment), start, seed),
                 )
             )
     return activities
@@ -586,6 +663,15 @@ def _activity_xml(root: ET.Element, activity: Activity) -> None:
         _sub(transaction, "transaction-type", code=type_code)
         _sub(transaction, "transaction-date", iso_date=date)
         ET.SubElement(transaction, "value", {"value-date": date}).text = str(value)
+    for incoming in activity.incoming:
+        transaction = _sub(element, "transaction")
+        _sub(transaction, "transaction-type", code=incoming.type_code)
+        _sub(transaction, "transaction-date", iso_date=incoming.date)
+        value = ET.SubElement(transaction, "value", {"value-date": incoming.date})
+        value.text = str(incoming.value)
+        provider_ref, provider_type, provider_name = incoming.provider
+        _sub(transaction, "provider-org", provider_name, ref=provider_ref, type=provider_type)
+        _sub(transaction, "receiver-org", partner.name, ref=partner.ref, type=partner.org_type)
     result = _sub(element, "result", type="1", aggregation_status="1")
     _sub(result, "title", "People reached")
     indicators = [("Number of people reached", False)]
@@ -726,7 +812,7 @@ def utility_name(city: City, names: dict[str, str], service: str) -> str:
 
 def latest_sdmx_share(city: City, indicator_code: str) -> float:
     """The city's latest SDMX value (sex total) for the series."""
-    return series_values(city, SERIES[indicator_code])["_T"][-1]
+    return series_values(city, INDICATORS_BY_CODE[indicator_code])["_T"][-1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -810,6 +896,7 @@ def render_world(cities: Sequence[City], seed: int = DEFAULT_SEED) -> dict[str, 
         **render_partner_results(activities, seed),
         **render_hxl(cities, seed),
         **render_kpis(cities, seed),
+        **render_hazards(cities, seed),
     }
 
 

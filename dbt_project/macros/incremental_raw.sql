@@ -4,25 +4,49 @@
   "kafka_offset above the highest offset already staged for that topic-partition".
   Rows whose (source, event_id) was already staged are skipped, so the first copy wins, exactly as
   a full refresh's dedup does, and an incremental run ends in the same state as a full refresh.
+  The already-staged lookup reads only staged rows that share an id with a new row, so its cost
+  follows the batch, not the size of the model.
 #}
-{% macro raw_rows_not_yet_staged(raw_alias) %}
+{% macro raw_rows_not_yet_staged(raw_relation) %}
     {%- if is_incremental() %}
-    where {{ raw_alias }}.kafka_offset > coalesce(
-        (
-            select max(staged.kafka_offset)
-            from {{ this }} as staged
-            where
-                staged.kafka_topic = {{ raw_alias }}.kafka_topic
-                and staged.kafka_partition = {{ raw_alias }}.kafka_partition
-        ),
-        -1
-    )
-    and not exists (
-        select 1
+    with
+
+    new_rows as (
+
+        select raw.*
+        from {{ raw_relation }} as raw
+        where raw.kafka_offset > coalesce(
+            (
+                select max(staged.kafka_offset)
+                from {{ this }} as staged
+                where
+                    staged.kafka_topic = raw.kafka_topic
+                    and staged.kafka_partition = raw.kafka_partition
+            ),
+            -1
+        )
+
+    ),
+
+    already_staged as (
+
+        select
+            staged.source_urn,
+            staged.event_id
         from {{ this }} as staged
-        where
-            staged.source_urn = {{ raw_alias }}.source
-            and staged.event_id = {{ raw_alias }}.event_id
+        where staged.event_id in (select new_rows.event_id from new_rows)
+
     )
+
+    select new_rows.*
+    from new_rows
+    left join already_staged
+        on
+            new_rows.source = already_staged.source_urn
+            and new_rows.event_id = already_staged.event_id
+    where already_staged.event_id is null
+    {%- else %}
+    select raw.*
+    from {{ raw_relation }} as raw
     {%- endif %}
 {% endmacro %}

@@ -22,7 +22,17 @@
         kafka_partition,
         kafka_offset,
         kafka_timestamp,
-        ingested_at
+        ingested_at,
+        {{ staged_at() }} as staged_at
+{%- endmacro %}
+
+{#-
+    When this dbt invocation started, stamped on every row a staging model appends: the watermark
+    downstream incremental models use to find what is new since their own last run (staging rows
+    from one run share it, and every later run's is later).
+-#}
+{% macro staged_at() -%}
+    cast('{{ run_started_at }}' as timestamptz)
 {%- endmacro %}
 
 {#- A retried / re-sent event keeps its (source, id): keep the first copy the sink loaded. -#}

@@ -1,5 +1,5 @@
 {#-
-    The payload columns of org.urbanflow.stats.observation.v1 (World Bank and UN SDG API staging).
+    The payload columns of org.urbanflow.stats.observation.v1 (SDMX, World Bank and UN SDG API staging).
 -#}
 {% macro stats_observation_columns() -%}
 -- payload, as sent (contract org.urbanflow.stats.observation.v1)
@@ -10,6 +10,7 @@
         data ->> '$.dimensions.REF_AREA' as ref_area_code,
         data ->> '$.dimensions.CITY' as city_code,
         data ->> '$.dimensions.SEX' as sex_code,
+        data ->> '$.dimensions.AGE' as age_code,
         data ->> '$.time_period' as time_period,
         cast(data ->> '$.value' as double) as obs_value,
         data ->> '$.attributes.UNIT_MEASURE' as unit_measure,

@@ -4,13 +4,15 @@
 {{ config(severity='warn') }}
 
 select
-    city_code,
-    series_code,
-    sex_code,
+    data_source,
+    series_key,
     time_period,
+    city_code,
     ref_area_code,
     country_iso3
-from {{ ref('int_city_indicator_observations') }}
+from {{ ref('int_indicator_observations') }}
 where
-    country_iso3 is not null
+    data_source = 'sdmx'
+    and area_level = 'city'
+    and country_iso3 is not null
     and ref_area_code is distinct from country_iso3

@@ -23,6 +23,7 @@ SOURCES = (
     "worldbank",
     "unsdg",
     "iati",
+    "gdacs",
     "hxl displacement-cities",
     "utilities kpi",
     "utilities stream",
@@ -91,10 +92,11 @@ def test_demo_publishes_the_sample_world_and_a_rerun_sends_nothing(
     sent = _sent(first)
 
     assert set(sent) == set(SOURCES), first
-    assert sent["sdmx"] == (2112, 0)
+    assert sent["sdmx"] == (_sample_grains(), 0)  # one event per observation
     assert sent["worldbank"] == (136, 0)
     assert sent["unsdg"] == (153, 0)
-    assert sent["iati"] == (660, 0)
+    assert sent["iati"] == (880, 0)  # activities, transactions (with co-financing), results
+    assert sent["gdacs"] == (204, 0)  # every episode of sample_data/hazards, none rejected
     assert sent["hxl displacement-cities"] == (448, 0)
     assert sent["utilities kpi"] == (1056, 0)
     assert sent["utilities stream"][0] >= 1000

@@ -25,7 +25,7 @@ from connectors.sink import Sink
 from connectors.sources import iati
 from connectors.sources.registry import get_source
 from connectors.sources.state import StateStore
-from connectors.transform import run_dbt
+from connectors.transform import refresh_warehouse, run_dbt
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -134,6 +134,28 @@ def _send(settings: Settings, runs: list[tuple[str, dict]]) -> None:
     Sink(settings, [t for t in topics if t.sink]).run(until_caught_up=True)
 
 
+def _write_youth_feed(path: Path, dar_2021: float) -> None:
+    """The SDMX CSV fixture disaggregated by age (15-24): series keys no other test sends."""
+    rows = list(csv.reader((FIXTURES / "sdmx" / "csv_v1.csv").open(encoding="utf-8")))
+    sex = rows[0].index("SEX")
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([*rows[0][: sex + 1], "AGE", *rows[0][sex + 1 :]])
+        for row in rows[1:]:
+            if row[3] == "TZDAR" and row[6] == "2021":
+                row[7] = str(dar_2021)
+            writer.writerow([*row[: sex + 1], "Y15T24", *row[sex + 1 :]])
+
+
+def _youth_sanitation(settings: Settings) -> list[tuple]:
+    return _query(
+        settings,
+        """select city_code, period, value from marts.fct_city_indicator
+           where series_code = 'SH_SAN_SAFE' and age_group = '15-24' and city_code like 'TZ%'
+           order by all""",
+    )
+
+
 def _query(settings: Settings, sql: str, params: list | None = None) -> list[tuple]:
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         return con.execute(sql, params or []).fetchall()
@@ -142,9 +164,21 @@ def _query(settings: Settings, sql: str, params: list | None = None) -> list[tup
 def _model_tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     return con.execute(
         """select table_schema, table_name from information_schema.tables
-           where table_schema in ('staging', 'marts') and table_type = 'BASE TABLE'
+           where table_schema in ('staging', 'intermediate', 'marts')
+             and table_type = 'BASE TABLE'
            order by all"""
     ).fetchall()
+
+
+def _comparable_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> str:
+    """Every column but `staged_at`, which records when a row was built, not what it says."""
+    rows = con.execute(
+        """select column_name from information_schema.columns
+           where table_schema = ? and table_name = ? and column_name <> 'staged_at'
+           order by ordinal_position""",
+        [schema, table],
+    ).fetchall()
+    return ", ".join(f'"{name}"' for (name,) in rows)
 
 
 def test_theme_marts_match_the_fixture_files_and_incremental_equals_full_refresh(
@@ -152,12 +186,15 @@ def test_theme_marts_match_the_fixture_files_and_incremental_equals_full_refresh
 ):
     publisher, xml, partner, hxl_csv = fixture_copies
     partner_urn = iati.source_urn(publisher)
+    youth_csv = tmp_path / "youth_sanitation.csv"
+    _write_youth_feed(youth_csv, dar_2021=31.4)
     _send(
         settings,
         [
             ("iati", {"inputs": [str(xml)]}),
             ("hxl", {"partner": partner, "inputs": [str(hxl_csv)]}),
             ("worldbank", {"inputs": [str(FIXTURES / "worldbank")]}),
+            ("sdmx", {"inputs": [str(youth_csv)]}),
             (
                 "utilities",
                 {"mode": "kpi", "inputs": [str(FIXTURES / "utilities" / "kpi_2025_01.csv")]},
@@ -168,7 +205,7 @@ def test_theme_marts_match_the_fixture_files_and_incremental_equals_full_refresh
     # their own people-reached results on the shared topic: keep only this test's in its warehouse.
     with duckdb.connect(str(settings.warehouse_path)) as con:
         con.execute("delete from raw.partner_iati_result_v1 where source <> ?", [partner_urn])
-    run_dbt(settings, ["build"], capture=True)
+    assert refresh_warehouse(settings, capture=True).plan.selectors is None  # first: everything
 
     # Economy & investments: commitments and disbursements per theme and currency.
     for column, type_code in (("commitments", "2"), ("disbursements", "3")):
@@ -254,8 +291,15 @@ def test_theme_marts_match_the_fixture_files_and_incremental_equals_full_refresh
            where data_source = 'worldbank' and country_iso3 = 'KEN' and period = '2020'""",
     ) == [(max(first_copies.values())[-1],)]
 
-    # New events (a revised activity: newer last-updated, bigger commitment), an incremental
-    # build, then a full refresh: same staging and marts.
+    # Age disaggregation: the 15-24 rows keep their own age group (a missing value stays null).
+    assert _youth_sanitation(settings) == [
+        ("TZDAR", "2021", 31.4),
+        ("TZDAR", "2022", None),
+        ("TZMWZ", "2022", 22.9),
+    ]
+
+    # New events (a revised activity: newer last-updated, bigger commitment; a revised SDMX
+    # observation), a refresh of what they feed, then a full refresh: same staging and marts.
     revised = xml.read_text(encoding="utf-8").replace(
         'last-updated-datetime="2024-03-28T14:05:00Z"',
         'last-updated-datetime="2024-05-01T00:00:00Z"',
@@ -265,8 +309,14 @@ def test_theme_marts_match_the_fixture_files_and_incremental_equals_full_refresh
         '<value currency="USD" value-date="2023-01-15">2600000</value>',
     )
     xml.write_text(revised, encoding="utf-8")
-    _send(settings, [("iati", {"inputs": [str(xml)]})])
-    run_dbt(settings, ["build"], capture=True)
+    _write_youth_feed(youth_csv, dar_2021=33.0)
+    _send(settings, [("iati", {"inputs": [str(xml)]}), ("sdmx", {"inputs": [str(youth_csv)]})])
+    refresh = refresh_warehouse(settings, capture=True)
+    assert refresh.plan.selectors is not None
+    assert "source:iati.partner_iati_transaction_v1+" in refresh.plan.selectors
+    assert "source:sdmx.stats_sdmx_observation_v1+" in refresh.plan.selectors
+    assert "source:hxl.partner_hxl_record_v1+" not in refresh.plan.selectors
+    assert ("TZDAR", "2021", 33.0) in _youth_sanitation(settings)
     commitments = _query(
         settings,
         """select theme_code, currency, round(sum(commitments), 2) from marts.fct_investment_flows
@@ -285,10 +335,13 @@ def test_theme_marts_match_the_fixture_files_and_incremental_equals_full_refresh
     run_dbt(settings, ["build", "--full-refresh"], capture=True)
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         assert ("staging", "stg_iati__transactions") in tables
+        assert ("intermediate", "int_indicator_observations") in tables
         for schema, table in tables:
             copy = f"incremental_copy.{schema}__{table}"
+            columns = _comparable_columns(con, schema, table)
             for left, right in ((copy, f"{schema}.{table}"), (f"{schema}.{table}", copy)):
                 diff = con.execute(
-                    f"select count(*) from (select * from {left} except all select * from {right})"
+                    f"select count(*) from (select {columns} from {left}"
+                    f" except all select {columns} from {right})"
                 ).fetchone()[0]
                 assert diff == 0, f"{schema}.{table}: incremental differs from full refresh"

@@ -93,6 +93,17 @@ def test_commitment_keeps_its_value_currency_and_receiver():
     assert "provider_org" not in commitment
 
 
+def test_incoming_funds_keep_their_provider_org_for_funds_leveraged():
+    incoming = next(t for t in _activity(NAIROBI).transactions if t["type_code"] == "1")
+    assert incoming["type"] == "Incoming Funds"
+    assert incoming["provider_org"] == {
+        "ref": "GB-GOV-1",
+        "type": "10",
+        "name": "Foreign, Commonwealth and Development Office",
+        "activity_id": "GB-GOV-1-300998",
+    }
+
+
 def test_disbursements_carry_their_dates_and_decimal_values():
     disbursements = [t for t in _activity(NAIROBI).transactions if t["type_code"] == "3"]
     assert [(t["date"], t["value"], t["transaction_index"]) for t in disbursements] == [

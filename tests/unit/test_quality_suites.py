@@ -73,7 +73,7 @@ def test_mart_suite_checks_keys_percentages_periods_totals_and_disaggregations()
         "marts",
         fct,
         "expect_compound_columns_to_be_unique",
-        "city_code+series_code+period+sex",
+        "city_code+series_code+period+sex+age_group",
     ) in checks
     assert ("marts", fct, "expect_column_values_to_be_in_set", "sex") in checks
     assert (

@@ -14,6 +14,7 @@ from connectors.api.app import read_table as read_result_table
 from connectors.contracts import get_contract
 from connectors.samples import world
 from connectors.samples.sdmx_feeds import load_cities
+from connectors.sources.gdacs.helpers import HazardEpisode, parse_feed
 from connectors.sources.hxl.helpers import HxlRow, parse_rows, read_table
 from connectors.sources.hxl.helpers import load_cities as hxl_cities
 from connectors.sources.hxl.settings import CITIES_SEED
@@ -46,7 +47,7 @@ def test_generator_is_deterministic_and_matches_the_committed_files(tmp_path: Pa
     first = world.write_world(tmp_path / "first")
     world.write_world(tmp_path / "second")
 
-    assert len(first) == 45
+    assert len(first) == 48
     for path in first:
         relative = path.relative_to(tmp_path / "first")
         assert path.read_bytes() == (tmp_path / "second" / relative).read_bytes()
@@ -69,7 +70,7 @@ def test_generator_cli_reports_what_it_wrote(
     assert world.main(["--out", str(tmp_path), "--seed", "2026"]) == 0
 
     summary = capsys.readouterr().out
-    assert summary.startswith("wrote 45 sample files (")
+    assert summary.startswith("wrote 48 sample files (")
     assert f"to {tmp_path} with seed 2026" in summary
 
 
@@ -241,3 +242,26 @@ def test_partner_result_header_is_the_upload_column_format() -> None:
             "unit",
             "sex",
         ]
+
+
+def test_hazard_feeds_parse_with_zero_rejects_and_affect_a_plausible_share_of_each_city() -> None:
+    episodes = [
+        item
+        for path in _files("hazards", "gdacs_events_*.geojson")
+        for item in parse_feed(path.read_bytes(), str(path), list(CITIES.values()), 30.0)
+    ]
+    latest: dict[tuple[str, str], HazardEpisode] = {}
+    for episode in episodes:
+        assert isinstance(episode, HazardEpisode), episode
+        if episode.episode_id > getattr(
+            latest.get((episode.event_key, episode.place)), "episode_id", 0
+        ):
+            latest[episode.event_key, episode.place] = episode
+
+    assert {e.data["hazard_type"] for e in episodes} == {"FL", "TC", "DR", "HW"}
+    assert {e.data["from_time"][:4] for e in episodes} == {"2022", "2023", "2024"}
+    assert {e.data["place_match"] for e in episodes} == {"nearest_city", "city_code", "country"}
+    for (_, place), episode in latest.items():
+        if place in CITIES:
+            share = episode.data["people_affected"] / CITIES[place].population
+            assert 0.004 <= share <= 0.25, (episode.event_key, place, share)

@@ -6,6 +6,7 @@ import copy
 import csv
 import json
 import re
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,15 @@ def _parse_sample(path: Path) -> list[SdmxObservation]:
 
 def _sample_files() -> list[Path]:
     return sorted(p for p in SAMPLES.iterdir() if p.suffix in {".json", ".csv"})
+
+
+def _sample_grid_size() -> int:
+    """City x series x sex x year: what the generator declares, one observation each."""
+    return sum(
+        len(sdmx_feeds.series_values(city, indicator)) * len(sdmx_feeds.YEARS)
+        for city in sdmx_feeds.load_cities()
+        for indicator in sdmx_feeds.INDICATORS
+    )
 
 
 # ------------------------------------------------------------------------------ SDMX-JSON
@@ -552,7 +562,7 @@ def test_bundled_feeds_mix_json_csv_and_label_mode() -> None:
 def test_bundled_feeds_cover_cities_countries_series_and_years() -> None:
     observations = [o for path in _sample_files() for o in _parse_sample(path)]
 
-    assert len(observations) == 2112
+    assert len(observations) == _sample_grid_size()
     assert len({o.dimensions["CITY"] for o in observations}) >= 24
     assert len({o.dimensions["REF_AREA"] for o in observations}) >= 10
     assert {o.dimensions["SERIES"] for o in observations} == {
@@ -560,6 +570,9 @@ def test_bundled_feeds_cover_cities_countries_series_and_years() -> None:
         "SH_H2O_SAFE",
         "SH_SAN_SAFE",
         "EG_ELC_ACCS",
+        "SP_LGL_LNDDOC",
+        "SP_LGL_LNDSTR",
+        "EN_REF_WASCOL",
     }
     assert {o.time_period for o in observations} == {str(y) for y in range(2018, 2024)}
     assert {o.dimensions["SEX"] for o in observations} == {"_T", "F", "M"}
@@ -573,6 +586,26 @@ def test_bundled_values_stay_within_plausible_ranges() -> None:
         for o in _parse_sample(path):
             low, high = bounds[o.dimensions["SERIES"]]
             assert o.value is None or low <= o.value <= high, (path.name, o)
+
+
+def test_bundled_tenure_and_waste_follow_the_city_slum_and_service_levels() -> None:
+    """Across cities: documented tenure falls as slums grow, people perceive their tenure as secure
+    more often than they hold documents, and waste collection rises with the other services."""
+    cities = sdmx_feeds.load_cities()
+
+    def latest(code: str) -> list[float]:
+        indicator = sdmx_feeds.INDICATORS_BY_CODE[code]
+        return [sdmx_feeds.series_values(city, indicator)["_T"][-1] for city in cities]
+
+    documented, perceived = latest("SP_LGL_LNDDOC"), latest("SP_LGL_LNDSTR")
+    water, sanitation, electricity = (
+        latest(code) for code in ("SH_H2O_SAFE", "SH_SAN_SAFE", "EG_ELC_ACCS")
+    )
+    services = [statistics.mean(v) for v in zip(water, sanitation, electricity, strict=True)]
+
+    assert statistics.correlation(documented, latest("EN_LND_SLUM")) < -0.5
+    assert all(p > d for p, d in zip(perceived, documented, strict=True))
+    assert statistics.correlation(latest("EN_REF_WASCOL"), services) > 0.5
 
 
 def test_bundled_json_feeds_carry_city_labels() -> None:
@@ -602,7 +635,9 @@ def test_generator_cli_reports_what_it_wrote(
     assert sdmx_feeds.main(["--out", str(tmp_path)]) == 0
 
     summary = capsys.readouterr().out
-    assert summary.startswith(f"wrote 17 SDMX feeds (2112 observations) to {tmp_path} in ")
+    assert summary.startswith(
+        f"wrote 17 SDMX feeds ({_sample_grid_size()} observations) to {tmp_path} in "
+    )
 
 
 def test_city_reference_list_has_unique_locodes_in_many_countries() -> None:

@@ -102,6 +102,7 @@ final as (
             when '4' then 'expenditure'
             when '1' then 'incoming_funds'
             when '11' then 'incoming_commitment'
+            when '13' then 'incoming_pledge'
             else 'other'
         end as flow_type,
         transactions.transaction_date,
@@ -111,6 +112,8 @@ final as (
         transactions.value as transaction_value,
         transactions.value * split.sector_share as value_in_theme,
         transactions.provider_org_ref,
+        transactions.provider_org_name,
+        transactions.provider_org_type,
         transactions.receiver_org_ref,
         transactions.event_id,
         transactions.ingested_at

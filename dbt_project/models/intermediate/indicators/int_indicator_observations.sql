@@ -1,22 +1,60 @@
 -- SDG indicator observations from every statistics publisher (SDMX, World Bank, UN SDG API),
 -- one row per publisher × series key × period (latest revision), harmonised to ISO 3166 countries,
--- UN/LOCODE cities, SDG series, sex words, periods and units.
+-- UN/LOCODE cities, SDG series, sex and age groups, periods and units.
+--
+-- Incremental: a run recomputes only the observations that got a revision staged since the
+-- model's last run (staging's `staged_at` watermark), from all of their revisions, and replaces
+-- those rows; the result equals a full refresh (tests/integration/test_theme_marts.py).
 {% set publishers = ['sdmx', 'worldbank', 'unsdg'] %}
 
 with
 
+{% if is_incremental() -%}
+    changed_observations as (
+
+    -- observations with at least one revision staged since this model's last run
+        {% for publisher in publishers -%}
+            select distinct
+                '{{ publisher }}' as data_source,
+                series_key,
+                time_period
+            from {{ ref('stg_' ~ publisher ~ '__observations') }}
+            where {{ staged_after_last_run() }}
+            {% if not loop.last %}union all
+            {% endif -%}
+        {%- endfor %}
+
+    ),
+
+{% endif -%}
 unioned as (
 
     {% for publisher in publishers -%}
         select
             '{{ publisher }}' as data_source,
             event_id, source_urn, event_time, series_key, series_code, ref_area_code, city_code,
-            sex_code, time_period, obs_value, unit_mult, obs_status, source_detail,
-            kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, ingested_at
+            sex_code, age_code, time_period, obs_value, unit_measure, unit_mult, obs_status,
+            source_detail,
+            kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, ingested_at, staged_at
         from {{ ref('stg_' ~ publisher ~ '__observations') }}
         {% if not loop.last %}union all
         {% endif -%}
     {%- endfor %}
+
+),
+
+revisions as (
+
+    -- every revision of the observations this run recomputes (all of them on a full refresh)
+    select unioned.*
+    from unioned
+    {%- if is_incremental() %}
+    inner join changed_observations
+        on
+            unioned.data_source = changed_observations.data_source
+            and unioned.series_key = changed_observations.series_key
+            and unioned.time_period = changed_observations.time_period
+    {%- endif %}
 
 ),
 
@@ -25,8 +63,9 @@ latest_revisions as (
     -- A revision is a new event with the same series key and period: keep the latest one.
     select
         *,
-        count(*) over observation_window as revision_count
-    from unioned
+        count(*) over observation_window as revision_count,
+        max(staged_at) over observation_window as last_staged_at
+    from revisions
     window observation_window as (partition by data_source, series_key, time_period)
     qualify
         row_number() over (
@@ -56,6 +95,12 @@ sdg_series as (
 sexes as (
 
     select * from {{ ref('ref_sex') }}
+
+),
+
+ages as (
+
+    select * from {{ ref('ref_age') }}
 
 ),
 
@@ -116,6 +161,8 @@ harmonised as (
         sdg_series.series_name as indicator_name,
         sdg_series.theme,
         coalesce(sexes.sex, 'total') as sex,
+        coalesce(ages.age_group, 'all ages') as age_group,
+        coded.age_code,
 
         -- when
         {{ sdmx_period_type('coded.time_period') }} as period_type,
@@ -125,6 +172,9 @@ harmonised as (
         -- value, scaled to units by UNIT_MULT
         coded.obs_value * power(10, coalesce(coded.unit_mult, 0)) as value,
         sdg_series.unit,
+        coded.obs_value as obs_value_as_sent,
+        coded.unit_measure,
+        coalesce(coded.unit_mult, 0) as unit_mult,
         coded.obs_status,
 
         -- lineage of the kept revision
@@ -137,13 +187,16 @@ harmonised as (
         coded.kafka_partition,
         coded.kafka_offset,
         coded.kafka_timestamp,
-        coded.ingested_at
+        coded.ingested_at,
+        coded.last_staged_at as staged_at
 
     from coded
     left join sdg_series
         on coded.sdg_series_code = sdg_series.series_code
     left join sexes
         on coded.sex_code = sexes.sex_code
+    left join ages
+        on coded.age_code = ages.age_code
     left join cities
         on coded.city_code = cities.city_code
     left join countries

@@ -1,11 +1,13 @@
 -- Access to water (SDG 6.1.1), sanitation (6.2.1) and electricity (7.1.1), percent of the
--- population, by publisher × city or country × period × sex.
+-- population, and municipal solid waste collected and managed in controlled facilities (11.6.1),
+-- percent of the waste, by publisher × city or country × period × sex.
 with
 
 observations as (
 
     select * from {{ ref('int_indicator_observations') }}
-    where sdg_indicator in ('6.1.1', '6.2.1', '7.1.1')
+    where sdg_indicator in ('6.1.1', '6.2.1', '7.1.1', '11.6.1')
+        and {{ staged_after_last_run() }}
 
 )
 
@@ -16,20 +18,14 @@ select
         when '6.1.1' then 'water'
         when '6.2.1' then 'sanitation'
         when '7.1.1' then 'electricity'
+        when '11.6.1' then 'waste'
     end as service,
     sdg_indicator,
     series_code,
     indicator_name,
-    area_level,
-    city_code,
-    city_name,
-    country_iso3,
-    country_name,
-    time_period as period,
-    period_year,
-    period_start,
-    sex,
+    {{ indicator_place_period_columns() }},
     value as access_pct,
     source_urn,
-    ingested_at as loaded_at
+    ingested_at as loaded_at,
+    staged_at
 from observations

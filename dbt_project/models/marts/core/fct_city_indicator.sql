@@ -1,15 +1,19 @@
+-- City-level SDG indicators from the national statistics offices (SDMX): one row per city ×
+-- series × period × sex × age group, the latest revision.
 with
 
 observations as (
 
-    select * from {{ ref('int_city_indicator_observations') }}
+    select * from {{ ref('int_indicator_observations') }}
+    where data_source = 'sdmx' and area_level = 'city'
+        and {{ staged_after_last_run() }}
 
 ),
 
 final as (
 
     select
-        {{ surrogate_key(['city_code', 'series_code', 'time_period', 'sex_code']) }}
+        {{ surrogate_key(['city_code', 'series_code', 'time_period', 'sex', 'age_group']) }}
             as city_indicator_key,
         city_code,
         city_name,
@@ -24,11 +28,13 @@ final as (
         period_year,
         period_start,
         sex,
+        age_group,
         value,
         unit,
         obs_status,
         source_urn,
-        ingested_at as loaded_at
+        ingested_at as loaded_at,
+        staged_at
 
     from observations
 

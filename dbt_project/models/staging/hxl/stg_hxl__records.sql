@@ -2,9 +2,7 @@ with
 
 source as (
 
-    select raw.*
-    from {{ source('hxl', 'partner_hxl_record_v1') }} as raw
-    {{ raw_rows_not_yet_staged('raw') }}
+    {{ raw_rows_not_yet_staged(source('hxl', 'partner_hxl_record_v1')) }}
 
 ),
 

@@ -2,9 +2,7 @@ with
 
 source as (
 
-    select raw.*
-    from {{ source('iati', 'partner_iati_transaction_v1') }} as raw
-    {{ raw_rows_not_yet_staged('raw') }}
+    {{ raw_rows_not_yet_staged(source('iati', 'partner_iati_transaction_v1')) }}
 
 ),
 
@@ -27,6 +25,7 @@ renamed as (
         data ->> '$.description' as description,
         data ->> '$.provider_org.ref' as provider_org_ref,
         data ->> '$.provider_org.name' as provider_org_name,
+        data ->> '$.provider_org.type' as provider_org_type,
         data ->> '$.receiver_org.ref' as receiver_org_ref,
         data ->> '$.receiver_org.name' as receiver_org_name,
         data -> '$.sectors' as sectors,

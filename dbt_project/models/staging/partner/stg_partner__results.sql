@@ -2,9 +2,7 @@ with
 
 source as (
 
-    select raw.*
-    from {{ source('partner', 'partner_push_result_v1') }} as raw
-    {{ raw_rows_not_yet_staged('raw') }}
+    {{ raw_rows_not_yet_staged(source('partner', 'partner_push_result_v1')) }}
 
 ),
 

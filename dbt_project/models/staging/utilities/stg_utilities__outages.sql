@@ -2,9 +2,7 @@ with
 
 source as (
 
-    select raw.*
-    from {{ source('utilities', 'utility_service_outage_v1') }} as raw
-    {{ raw_rows_not_yet_staged('raw') }}
+    {{ raw_rows_not_yet_staged(source('utilities', 'utility_service_outage_v1')) }}
 
 ),
 

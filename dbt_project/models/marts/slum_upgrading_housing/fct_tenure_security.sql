@@ -1,0 +1,27 @@
+-- Share of adults with secure tenure rights to land (SDG 1.4.2), by publisher × city or country ×
+-- period × sex, for both of its measures: legally recognised documentation and perceived security.
+with
+
+observations as (
+
+    select * from {{ ref('int_indicator_observations') }}
+    where sdg_indicator = '1.4.2'
+        and {{ staged_after_last_run() }}
+
+)
+
+select
+    {{ surrogate_key(['data_source', 'series_key', 'time_period']) }} as tenure_security_key,
+    data_source,
+    case series_code
+        when 'SP_LGL_LNDDOC' then 'documented'
+        when 'SP_LGL_LNDSTR' then 'perceived_secure'
+    end as tenure_measure,
+    series_code,
+    {{ indicator_place_period_columns() }},
+    value as secure_tenure_pct,
+    obs_status,
+    source_urn,
+    ingested_at as loaded_at,
+    staged_at
+from observations

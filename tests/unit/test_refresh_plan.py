@@ -1,0 +1,89 @@
+"""What `urbanflow refresh` builds after new events (connectors/transform.py plan_build)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from connectors.kafka.topics import load_topics
+from connectors.settings import Settings
+from connectors.transform import ALWAYS_SELECTED, plan_build, project_fingerprint, topic_sources
+
+SOURCES = {
+    "stats.sdmx.observation.v1": "sdmx.stats_sdmx_observation_v1",
+    "partner.iati.activity.v1": "iati.partner_iati_activity_v1",
+}
+
+
+def plan(offsets, built, *, project="p1", built_project="p1"):
+    return plan_build(
+        offsets=offsets,
+        built_offsets=built,
+        project_hash=project,
+        built_project_hash=built_project,
+        topic_sources=SOURCES,
+    )
+
+
+def test_first_build_and_changed_project_build_everything():
+    first = plan({}, {}, built_project=None)
+    assert first.selectors is None and not first.full_refresh
+    changed = plan({("stats.sdmx.observation.v1", 0): 5}, {}, project="p2")
+    assert changed.selectors is None
+    assert changed.reason == "the dbt project changed since the last build"
+    assert changed.full_refresh and "--full-refresh" in changed.dbt_args
+
+
+def test_only_topics_whose_offsets_moved_are_selected_with_their_downstream():
+    offsets = {
+        ("stats.sdmx.observation.v1", 0): 10,
+        ("stats.sdmx.observation.v1", 1): 7,
+        ("partner.iati.activity.v1", 0): 3,
+    }
+    built = {
+        ("stats.sdmx.observation.v1", 0): 10,
+        ("stats.sdmx.observation.v1", 1): 6,  # one new event on partition 1
+        ("partner.iati.activity.v1", 0): 3,
+    }
+    result = plan(offsets, built)
+    assert result.selectors == ["source:sdmx.stats_sdmx_observation_v1+", *ALWAYS_SELECTED]
+    assert result.dbt_args[-len(result.selectors) - 1 :] == ["--select", *result.selectors]
+    assert "unit_test" in result.dbt_args  # production builds leave unit tests to CI
+
+
+def test_a_new_partition_counts_as_moved_and_no_new_events_builds_nothing():
+    assert plan({("partner.iati.activity.v1", 2): 1}, {}).selectors == [
+        "source:iati.partner_iati_activity_v1+",
+        *ALWAYS_SELECTED,
+    ]
+    same = {("partner.iati.activity.v1", 0): 3}
+    nothing = plan(same, same)
+    assert nothing.selectors == []
+    assert nothing.reason == "no new events since the last build"
+
+
+def test_a_topic_without_a_dbt_source_does_not_trigger_a_build():
+    assert plan({("ops.warehouse.batch_landed.v1", 0): 9}, {}).selectors == []
+
+
+def test_every_sink_topic_maps_to_its_dbt_source():
+    settings = Settings.from_env()
+    mapping = topic_sources(settings)
+    assert mapping["stats.sdmx.observation.v1"] == "sdmx.stats_sdmx_observation_v1"
+    assert mapping["utility.meter.reading.v1"] == "utilities.utility_meter_reading_v1"
+    sink_topics = {spec.name for spec in load_topics(settings.topics_file) if spec.sink}
+    assert sink_topics <= set(mapping)
+
+
+def test_project_fingerprint_changes_with_any_model_file(tmp_path: Path):
+    project = tmp_path / "dbt_project"
+    shutil.copytree(
+        Settings.from_env().dbt_project_dir,
+        project,
+        ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"),
+    )
+    before = project_fingerprint(project)
+    assert project_fingerprint(project) == before
+    model = project / "models" / "marts" / "core" / "dim_city.sql"
+    model.write_text(model.read_text() + "\n-- a comment\n")
+    assert project_fingerprint(project) != before
