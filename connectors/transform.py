@@ -9,10 +9,13 @@ nothing when no event arrived. Incremental models then process only the new rows
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import multiprocessing
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -34,13 +37,6 @@ from connectors.warehouse import warehouse_lock
 WAREHOUSE_BUILD = ["build", "--exclude-resource-type", "unit_test"]
 
 
-def dbt_executable() -> str:
-    candidate = Path(sys.executable).with_name("dbt")
-    if not candidate.exists():
-        raise UrbanFlowError(f"dbt is not installed next to {sys.executable}; run `make install`")
-    return str(candidate)
-
-
 def declare_raw_tables(settings: Settings) -> None:
     """Create every declared topic's raw table (empty until the sink loads it), so each dbt source
     resolves even for a topic that has not received its first event. Caller holds the lock."""
@@ -53,33 +49,84 @@ def run_dbt(
     settings: Settings, args: list[str], *, capture: bool = False
 ) -> subprocess.CompletedProcess:
     """Run `dbt <args>` against the warehouse; raise UrbanFlowError naming the command if it fails.
-
-    dbt runs in its own process so that its DuckDB handle is gone when the lock is released.
-    """
+    With `capture`, dbt's output is returned (and quoted in the error) instead of printed."""
     with warehouse_lock(settings.warehouse_path):
         declare_raw_tables(settings)
         return _run_dbt_locked(settings, args, capture=capture)
+
+
+# --- how dbt runs ------------------------------------------------------------------------------
+
+#: dbt runs in a child process forked from a server that imported dbt once: each run's DuckDB
+#: handle is gone when the child exits (so the lock can be released), and only the first run in a
+#: process pays dbt's ~2 s of imports (multiprocessing's forkserver, preloaded).
+_DBT_PROCESSES = multiprocessing.get_context("forkserver")
+_DBT_PROCESSES.set_forkserver_preload(
+    [
+        "connectors.transform",
+        "dbt.cli.main",
+        # what `dbt build` imports on first use (~0.8 s more per run if left to the child)
+        "dbt.adapters.duckdb.impl",
+        "dbt.compilation",
+        "dbt.graph",
+        "dbt.parser.manifest",
+        "dbt.task.build",
+        "daff",
+        "sqlparse",
+        "babel.dates",
+    ]
+)
+
+
+def _dbt_child(args: list[str], env: dict[str, str], cwd: str, log: str | None) -> None:
+    """Body of the child process: `dbt <args>` in-process, exit 0 on success, 1 on failure."""
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    if log is not None:
+        with open(log, "wb", buffering=0) as out:
+            os.dup2(out.fileno(), 1)
+            os.dup2(out.fileno(), 2)
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    from dbt.cli.main import dbtRunner
+
+    result = dbtRunner().invoke(args)
+    if result.exception is not None:  # e.g. an unknown option: dbt has not printed it
+        print(f"dbt: {result.exception}", file=sys.stderr)
+    # A multiprocessing child ends with os._exit, skipping interpreter shutdown: drop dbt-duckdb's
+    # database now, so DuckDB checkpoints and closes the file as a `dbt` command would.
+    DuckDBConnectionManager.close_all_connections()
+    gc.collect()
+    sys.stdout.flush()
+    sys.exit(0 if result.success else 1)
 
 
 def _run_dbt_locked(
     settings: Settings, args: list[str], *, capture: bool
 ) -> subprocess.CompletedProcess:
     env = {
-        **os.environ,
+        **os.environ,  # the forkserver's environment is a snapshot of when it started
         "UF_WAREHOUSE_PATH": str(settings.warehouse_path),
         "DBT_PROFILES_DIR": str(settings.dbt_project_dir),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
-    command = [dbt_executable(), *args, "--project-dir", str(settings.dbt_project_dir)]
-    result = subprocess.run(
-        command, env=env, cwd=settings.dbt_project_dir, capture_output=capture, text=True
-    )
-    if result.returncode != 0:
-        tail = (result.stdout or "")[-3000:] if capture else ""
-        raise UrbanFlowError(
-            f"`dbt {' '.join(args)}` failed (exit {result.returncode}){tail and ':'}\n{tail}"
+    project = str(settings.dbt_project_dir)
+    with tempfile.TemporaryDirectory(prefix="uf-dbt-") as tmp:
+        log = str(Path(tmp) / "dbt.log") if capture else None
+        child = _DBT_PROCESSES.Process(
+            target=_dbt_child, args=([*args, "--project-dir", project], env, project, log)
         )
-    return result
+        child.start()
+        child.join()
+        output = Path(log).read_text(encoding="utf-8", errors="replace") if log else ""
+    if child.exitcode != 0:
+        # dbt ends with a summary of what failed and why: quote that, else the output's end
+        summary = output.rfind("Completed with")
+        tail = output[summary:][:3000] if summary >= 0 else output[-3000:]
+        raise UrbanFlowError(
+            f"`dbt {' '.join(args)}` failed (exit {child.exitcode}){tail and ':'}\n{tail}"
+        )
+    return subprocess.CompletedProcess(["dbt", *args], child.exitcode, output, "")
 
 
 # --- refreshing the warehouse after new events ------------------------------------------------
@@ -100,9 +147,9 @@ create table if not exists {BUILT_OFFSETS_TABLE} (
     primary key (kafka_topic, kafka_partition)
 );
 """
-#: Inputs that do not arrive through Kafka but are rebuilt with every refresh (the quality gate
-#: writes its results after the build before).
-ALWAYS_SELECTED = ("source:quality+",)
+#: The one input that does not arrive through Kafka: the quality gate's results, written after a
+#: build; the next refresh picks them up (fct_quality_runs).
+QUALITY_SELECTOR = "source:quality+"
 #: What makes up the dbt project: a change to any of these rebuilds everything.
 _PROJECT_PARTS = ("models", "seeds", "snapshots", "macros", "tests", "dbt_project.yml")
 
@@ -119,7 +166,9 @@ class BuildPlan:
     @property
     def dbt_args(self) -> list[str]:
         selection = ["--select", *self.selectors] if self.selectors else []
-        return [*WAREHOUSE_BUILD, *selection, *(["--full-refresh"] if self.full_refresh else [])]
+        rebuild = ["--full-refresh"] if self.full_refresh else []
+        # info, not debug, in logs/dbt.log: every statement of every refresh is too much to keep
+        return [*WAREHOUSE_BUILD, "--log-level-file", "info", *selection, *rebuild]
 
 
 def plan_build(
@@ -129,6 +178,7 @@ def plan_build(
     project_hash: str,
     built_project_hash: str | None,
     topic_sources: Mapping[str, str],
+    new_quality_results: bool = False,
 ) -> BuildPlan:
     """Decide what to build from the sink's offsets now vs at the last successful build."""
     if built_project_hash is None:
@@ -139,10 +189,12 @@ def plan_build(
         {key[0] for key, offset in offsets.items() if offset > built_offsets.get(key, 0)}
     )
     fed = [topic for topic in moved if topic in topic_sources]
-    if not fed:
-        return BuildPlan([], "no new events since the last build")
     selectors = [f"source:{topic_sources[topic]}+" for topic in fed]
-    return BuildPlan([*selectors, *ALWAYS_SELECTED], f"new events in {', '.join(fed)}")
+    reasons = [f"new events in {', '.join(fed)}"] if fed else []
+    if new_quality_results:
+        selectors.append(QUALITY_SELECTOR)
+        reasons.append("new quality gate results")
+    return BuildPlan(selectors, "; ".join(reasons) or "no new events since the last build")
 
 
 def project_fingerprint(project_dir: Path) -> str:
@@ -198,6 +250,7 @@ def refresh_warehouse(
                     project_hash=project_hash,
                     built_project_hash=_built_project_hash(con),
                     topic_sources=topic_sources(settings),
+                    new_quality_results=_new_quality_results(con),
                 )
             )
         if plan.selectors != []:
@@ -221,6 +274,20 @@ def _built_offsets(con: duckdb.DuckDBPyConnection) -> dict[TopicPartitionKey, in
         f"select kafka_topic, kafka_partition, next_offset from {BUILT_OFFSETS_TABLE}"
     )
     return {(topic, partition): offset for topic, partition, offset in rows.fetchall()}
+
+
+def _new_quality_results(con: duckdb.DuckDBPyConnection) -> bool:
+    """Has the quality gate written results since the last build started?"""
+    exists = con.execute(
+        "select count(*) from information_schema.tables"
+        " where table_schema = 'raw' and table_name = '_quality_results'"
+    ).fetchall()[0][0]
+    if not exists:
+        return False
+    return con.execute(
+        f"""select coalesce(max(checked_at) > (select max(started_at) from {BUILDS_TABLE}), true)
+            from raw._quality_results"""
+    ).fetchall()[0][0]
 
 
 def _built_project_hash(con: duckdb.DuckDBPyConnection) -> str | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from connectors.kafka.topics import load_topics
 from connectors.settings import Settings
-from connectors.transform import ALWAYS_SELECTED, plan_build, project_fingerprint, topic_sources
+from connectors.transform import QUALITY_SELECTOR, plan_build, project_fingerprint, topic_sources
 
 SOURCES = {
     "stats.sdmx.observation.v1": "sdmx.stats_sdmx_observation_v1",
@@ -15,13 +15,14 @@ SOURCES = {
 }
 
 
-def plan(offsets, built, *, project="p1", built_project="p1"):
+def plan(offsets, built, *, project="p1", built_project="p1", quality=False):
     return plan_build(
         offsets=offsets,
         built_offsets=built,
         project_hash=project,
         built_project_hash=built_project,
         topic_sources=SOURCES,
+        new_quality_results=quality,
     )
 
 
@@ -46,15 +47,15 @@ def test_only_topics_whose_offsets_moved_are_selected_with_their_downstream():
         ("partner.iati.activity.v1", 0): 3,
     }
     result = plan(offsets, built)
-    assert result.selectors == ["source:sdmx.stats_sdmx_observation_v1+", *ALWAYS_SELECTED]
-    assert result.dbt_args[-len(result.selectors) - 1 :] == ["--select", *result.selectors]
+    assert result.selectors == ["source:sdmx.stats_sdmx_observation_v1+"]
+    start = result.dbt_args.index("--select")
+    assert result.dbt_args[start : start + 2] == ["--select", *result.selectors]
     assert "unit_test" in result.dbt_args  # production builds leave unit tests to CI
 
 
 def test_a_new_partition_counts_as_moved_and_no_new_events_builds_nothing():
     assert plan({("partner.iati.activity.v1", 2): 1}, {}).selectors == [
-        "source:iati.partner_iati_activity_v1+",
-        *ALWAYS_SELECTED,
+        "source:iati.partner_iati_activity_v1+"
     ]
     same = {("partner.iati.activity.v1", 0): 3}
     nothing = plan(same, same)
@@ -87,3 +88,12 @@ def test_project_fingerprint_changes_with_any_model_file(tmp_path: Path):
     model = project / "models" / "marts" / "core" / "dim_city.sql"
     model.write_text(model.read_text() + "\n-- a comment\n")
     assert project_fingerprint(project) != before
+
+
+def test_new_quality_gate_results_rebuild_their_mart_with_or_without_new_events():
+    same = {("partner.iati.activity.v1", 0): 3}
+    alone = plan(same, same, quality=True)
+    assert alone.selectors == [QUALITY_SELECTOR]
+    assert alone.reason == "new quality gate results"
+    both = plan({("partner.iati.activity.v1", 0): 4}, same, quality=True)
+    assert both.selectors == ["source:iati.partner_iati_activity_v1+", QUALITY_SELECTOR]
