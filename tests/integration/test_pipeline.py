@@ -63,7 +63,9 @@ def real_topics(settings: Settings) -> list:
     return specs
 
 
-def test_sample_feeds_flow_into_fct_city_indicator_with_the_feeds_totals(settings, real_topics):
+def test_sample_feeds_flow_into_fct_city_indicator_with_the_feeds_totals(
+    settings, real_topics, tmp_path
+):
     config = load_config("sdmx", sdmx.SdmxConfig, overrides={"inputs": [str(FEEDS)]})
     store = StateStore(settings.state_dir, "sdmx")
     with EventProducer(settings.kafka_bootstrap) as producer:
@@ -96,6 +98,26 @@ def test_sample_feeds_flow_into_fct_city_indicator_with_the_feeds_totals(setting
     }
     assert cities >= 24 and countries >= 10
     assert by_sex["female"] == by_sex["male"] == by_sex["total"]
+    _assert_docs_generate_covers_every_mart(settings, tmp_path / "docs-target")
+
+
+def _assert_docs_generate_covers_every_mart(settings: Settings, target: Path) -> None:
+    """`dbt docs generate` works, and every mart and mart column it lists is described."""
+    run_dbt(settings, ["docs", "generate", "--target-path", str(target)], capture=True)
+    catalog = json.loads((target / "catalog.json").read_text(encoding="utf-8"))
+    manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
+    marts = {
+        key: node
+        for key, node in manifest["nodes"].items()
+        if node["resource_type"] == "model" and node["schema"] == "marts"
+    }
+    assert len(marts) >= 20
+    for key, node in marts.items():
+        assert node["description"], key
+        built = {name.lower() for name in catalog["nodes"][key]["columns"]}
+        assert built == {name.lower() for name in node["columns"]}, key
+        assert all(column["description"] for column in node["columns"].values()), key
+    assert (target / "index.html").exists()
 
 
 def _end_offsets(bootstrap: str, topic: str) -> int:
