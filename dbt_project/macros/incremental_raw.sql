@@ -15,7 +15,11 @@
 
         select raw.*
         from {{ raw_relation }} as raw
-        where raw.kafka_offset > coalesce(
+        where
+            -- a literal lower bound lets DuckDB skip old row groups (zonemaps) instead of reading
+            -- every raw row's `data` before the per-partition comparison below
+            raw.kafka_offset > {{ staged_offset_floor(raw_relation) }}
+            and raw.kafka_offset > coalesce(
             (
                 select max(staged.kafka_offset)
                 from {{ this }} as staged
@@ -49,4 +53,27 @@
     select raw.*
     from {{ raw_relation }} as raw
     {%- endif %}
+{% endmacro %}
+
+{#- The lowest highest-staged offset over every partition in the raw table (-1 for a partition
+    with nothing staged yet): no new row has an offset at or below it. Read before the model runs,
+    so it can be rendered as a literal. -#}
+{% macro staged_offset_floor(raw_relation) %}
+    {%- set query %}
+        select coalesce(min(coalesce(staged.high_water, -1)), -1)
+        from (select distinct kafka_topic, kafka_partition from {{ raw_relation }}) as partitions
+        left join (
+            select kafka_topic, kafka_partition, max(kafka_offset) as high_water
+            from {{ this }}
+            group by kafka_topic, kafka_partition
+        ) as staged
+            on
+                partitions.kafka_topic = staged.kafka_topic
+                and partitions.kafka_partition = staged.kafka_partition
+    {%- endset %}
+    {%- if execute -%}
+        {{ run_query(query).columns[0].values()[0] }}
+    {%- else -%}
+        -1
+    {%- endif -%}
 {% endmacro %}
