@@ -7,13 +7,7 @@ with
 values_by_year as (
 
     select
-        result_source,
-        source_urn,
-        activity_id,
-        city_code,
-        country_iso3,
-        theme_code,
-        indicator_code,
+        {{ result_figure_grain() }},
         period_year,
         sex,
         sum(value) as people
@@ -26,13 +20,7 @@ values_by_year as (
 derived_totals as (
 
     select
-        result_source,
-        source_urn,
-        activity_id,
-        city_code,
-        country_iso3,
-        theme_code,
-        indicator_code,
+        {{ result_figure_grain() }},
         period_year,
         'total' as sex,
         sum(people) as people

@@ -13,13 +13,7 @@ results as (
 by_year as (
 
     select
-        result_source,
-        source_urn,
-        activity_id,
-        city_code,
-        country_iso3,
-        theme_code,
-        indicator_code,
+        {{ result_figure_grain() }},
         any_value(indicator_name) as indicator_name,
         any_value(unit) as unit,
         period_year,
@@ -37,13 +31,7 @@ by_year as (
 pivoted as (
 
     select
-        result_source,
-        source_urn,
-        activity_id,
-        city_code,
-        country_iso3,
-        theme_code,
-        indicator_code,
+        {{ result_figure_grain() }},
         any_value(indicator_name) as indicator_name,
         any_value(unit) as unit,
         period_year,
