@@ -25,14 +25,14 @@ from connectors.kafka.producer import EventProducer
 from connectors.kafka.topics import apply_topics, load_topics
 from connectors.quality import run_gate
 from connectors.sdk import RunReport, load_config, run_source
-from connectors.settings import REPO_ROOT, Settings
+from connectors.settings import Settings
 from connectors.sink import Sink
 from connectors.sources.registry import get_source
 from connectors.sources.state import StateStore
 from connectors.status import warehouse_counts
 from connectors.transform import refresh_warehouse
 
-SAMPLE_DATA = REPO_ROOT / "sample_data"
+SAMPLE_DATA = Settings.from_env().sample_data_dir
 #: Own state file for the demo's meter stream, so a real `utilities` stream does not stop it.
 STREAM_STATE = "utilities-demo"
 #: 3 s at 500 readings/s; an outage starts every second so a short run still shows some.

@@ -1,6 +1,9 @@
 """All configuration in one place: environment variables with embedded local defaults.
 
-Every variable is documented in `.env.example` and the README's configuration table.
+Every variable is documented in `.env.example` and the README's configuration table. This is the
+only module that knows where files live: everything else receives a path from `Settings`, so an
+installed package (no source tree, e.g. the Docker image) is configured by `UF_HOME` or by the
+individual path variables, never by guessing from a module's own location.
 """
 
 from __future__ import annotations
@@ -11,7 +14,10 @@ from pathlib import Path
 
 from connectors.errors import ConfigError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The installed `connectors` package: contracts ship inside it as package data.
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: The source checkout, when the package runs from one (editable install, `make`): the default home.
+SOURCE_TREE = PACKAGE_DIR.parent
 
 
 def _int(name: str, default: int, minimum: int = 1) -> int:
@@ -27,42 +33,102 @@ def _int(name: str, default: int, minimum: int = 1) -> int:
     return value
 
 
+def _path(name: str, default: Path) -> Path:
+    return Path(os.environ.get(name) or default).resolve()
+
+
+def project_home() -> Path:
+    """Where the project's files (dbt project, topics, expectations, samples) live.
+
+    `UF_HOME` when set; otherwise the source checkout this package runs from; otherwise (an
+    installed package outside any checkout) the working directory.
+    """
+    if os.environ.get("UF_HOME"):
+        return Path(os.environ["UF_HOME"]).resolve()
+    if (SOURCE_TREE / "dbt_project" / "dbt_project.yml").is_file():
+        return SOURCE_TREE
+    return Path.cwd().resolve()
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings. Build with `Settings.from_env()` so tests can override the environment."""
 
+    home: Path
     kafka_bootstrap: str
     var_dir: Path
     warehouse_path: Path
     state_dir: Path
     topics_file: Path
+    contracts_dir: Path
     sink_group: str
     sink_instance_id: str | None
     sink_batch_max_records: int
     sink_batch_max_ms: int
     max_event_bytes: int
     dbt_project_dir: Path
+    reference_dir: Path
+    expectations_file: Path
+    sample_data_dir: Path
 
     @classmethod
     def from_env(cls) -> Settings:
-        var_dir = Path(os.environ.get("UF_VAR_DIR") or REPO_ROOT / "var").resolve()
+        home = project_home()
+        var_dir = _path("UF_VAR_DIR", home / "var")
+        dbt_project_dir = _path("UF_DBT_PROJECT_DIR", home / "dbt_project")
         port = _int("UF_KAFKA_PORT", 19092)
         return cls(
+            home=home,
             kafka_bootstrap=os.environ.get("UF_KAFKA_BOOTSTRAP") or f"127.0.0.1:{port}",
             var_dir=var_dir,
-            warehouse_path=Path(
-                os.environ.get("UF_WAREHOUSE_PATH") or var_dir / "warehouse.duckdb"
-            ).resolve(),
-            state_dir=Path(os.environ.get("UF_STATE_DIR") or var_dir / "state").resolve(),
-            topics_file=Path(
-                os.environ.get("UF_TOPICS_FILE") or REPO_ROOT / "infra" / "kafka" / "topics.yml"
-            ),
+            warehouse_path=_path("UF_WAREHOUSE_PATH", var_dir / "warehouse.duckdb"),
+            state_dir=_path("UF_STATE_DIR", var_dir / "state"),
+            topics_file=_path("UF_TOPICS_FILE", home / "infra" / "kafka" / "topics.yml"),
+            contracts_dir=_path("UF_CONTRACTS_DIR", PACKAGE_DIR / "contracts"),
             sink_group=os.environ.get("UF_SINK_GROUP") or "urbanflow-sink",
             sink_instance_id=os.environ.get("UF_SINK_INSTANCE_ID") or None,
             sink_batch_max_records=_int("UF_SINK_BATCH_MAX_RECORDS", 20_000),
             sink_batch_max_ms=_int("UF_SINK_BATCH_MAX_MS", 1_000),
             max_event_bytes=_int("UF_MAX_EVENT_BYTES", 256 * 1024),
-            dbt_project_dir=Path(
-                os.environ.get("UF_DBT_PROJECT_DIR") or REPO_ROOT / "dbt_project"
-            ).resolve(),
+            dbt_project_dir=dbt_project_dir,
+            reference_dir=_path("UF_REFERENCE_DIR", dbt_project_dir / "seeds"),
+            expectations_file=_path("UF_EXPECTATIONS_FILE", home / "quality" / "expectations.yml"),
+            sample_data_dir=_path("UF_SAMPLE_DATA_DIR", home / "sample_data"),
+        )
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Settings of the partner push API; `ApiSettings.from_env()` lets tests set the env.
+
+    The Kafka bootstrap, the topics file and UF_VAR_DIR come from `base`, so every process agrees.
+    """
+
+    base: Settings
+    partners_db: Path
+    host: str
+    port: int
+    max_body_bytes: int
+    max_file_bytes: int
+    max_batch: int
+    rate_per_s: int
+    rate_burst: int
+    key_cache_s: int
+    linger_ms: int
+
+    @classmethod
+    def from_env(cls) -> ApiSettings:
+        base = Settings.from_env()
+        return cls(
+            base=base,
+            partners_db=_path("UF_PARTNERS_DB", base.var_dir / "partners.sqlite"),
+            host=os.environ.get("UF_API_HOST") or "127.0.0.1",
+            port=_int("UF_API_PORT", 8080),
+            max_body_bytes=_int("UF_API_MAX_BODY_BYTES", 1024 * 1024),
+            max_file_bytes=_int("UF_API_MAX_FILE_BYTES", 10 * 1024 * 1024),
+            max_batch=_int("UF_API_MAX_BATCH", 500),
+            rate_per_s=_int("UF_API_RATE_PER_S", 50),
+            rate_burst=_int("UF_API_RATE_BURST", 100),
+            key_cache_s=_int("UF_API_KEY_CACHE_S", 60, minimum=0),
+            linger_ms=_int("UF_API_LINGER_MS", 5, minimum=0),
         )

@@ -7,6 +7,6 @@ manages who may push. This package root stays free of FastAPI so other CLI comma
 from __future__ import annotations
 
 from connectors.api.partners import Partner, PartnerStore
-from connectors.api.settings import ApiSettings
+from connectors.settings import ApiSettings
 
 __all__ = ["ApiSettings", "Partner", "PartnerStore"]

@@ -39,13 +39,13 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from connectors.api.auth import KeyCache, RateLimiter
 from connectors.api.partners import Partner, PartnerStore, SeenEvents
-from connectors.api.settings import ApiSettings
 from connectors.contracts import ENVELOPE_SCHEMA, Contract, get_contract, registry
 from connectors.contracts.fast import compile_event_decoder
 from connectors.errors import ConfigError, ContractError, DeliveryError, SourceFormatError
 from connectors.events import encode, make_event, stable_event_id, utc_now_iso
 from connectors.kafka.producer import EventProducer
 from connectors.kafka.topics import load_topics
+from connectors.settings import ApiSettings
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from connectors.api.partners import PartnerStore
-from connectors.api.settings import ApiSettings
+from connectors.settings import ApiSettings
 
 api_app = typer.Typer(help="The partner push API (FastAPI).", no_args_is_help=True)
 partners_app = typer.Typer(

@@ -19,8 +19,8 @@ from typing import Any
 import fastjsonschema
 
 from connectors.errors import ContractError
+from connectors.settings import Settings
 
-CONTRACTS_DIR = Path(__file__).resolve().parent
 _VERSION_RE = re.compile(r"^(?P<family>.+)\.v(?P<version>[0-9]+)$")
 
 # CloudEvents 1.0, structured JSON mode, with the attributes DESIGN.md §2 makes mandatory here.
@@ -78,7 +78,7 @@ def _json_path(message: str) -> str:
     return "$" + message[4:] if message.startswith("data") else message
 
 
-def _compile(schema: dict[str, Any], event_type: str) -> Contract:
+def _compile(schema: dict[str, Any], event_type: str, path: Path) -> Contract:
     match = _VERSION_RE.match(event_type)
     if not match:
         raise ContractError(f"contract file name {event_type!r} must end in .v<N>")
@@ -91,7 +91,7 @@ def _compile(schema: dict[str, Any], event_type: str) -> Contract:
         family=match["family"],
         version=int(match["version"]),
         schema=schema,
-        path=CONTRACTS_DIR / f"{event_type}.json",
+        path=path,
         event_schema=event_schema,
         _validate_event=fastjsonschema.compile(event_schema),
         _validate_data=fastjsonschema.compile(data_schema),
@@ -106,12 +106,13 @@ def load_schema(path: Path) -> dict[str, Any]:
 
 
 @cache
-def registry() -> dict[str, Contract]:
-    """Every contract in connectors/contracts/, keyed by event type."""
+def registry(contracts_dir: Path | None = None) -> dict[str, Contract]:
+    """Every contract in the contracts folder (UF_CONTRACTS_DIR), keyed by event type."""
+    folder = contracts_dir or Settings.from_env().contracts_dir
     contracts = {}
-    for path in sorted(CONTRACTS_DIR.glob("*.json")):
+    for path in sorted(folder.glob("*.json")):
         event_type = path.stem
-        contracts[event_type] = _compile(load_schema(path), event_type)
+        contracts[event_type] = _compile(load_schema(path), event_type, path)
     return contracts
 
 

@@ -9,10 +9,9 @@ from connectors.quality.gate import (
     gate_paths,
 )
 from connectors.quality.publish import replace_atomically, results_table, run_gate
-from connectors.quality.suites import EXPECTATIONS_FILE, Batch, Expectation, load_batches
+from connectors.quality.suites import Batch, Expectation, load_batches
 
 __all__ = [
-    "EXPECTATIONS_FILE",
     "RESULTS_TABLE",
     "Batch",
     "Expectation",

@@ -197,7 +197,7 @@ def build_candidate(
                 raise UrbanFlowError(
                     f"warehouse {settings.warehouse_path} has no marts or seeds; run dbt build"
                 )
-            batches = load_batches(_raw_tables(con))
+            batches = load_batches(_raw_tables(con), settings.expectations_file)
             frames = _frames(con, batches, "warehouse")
             con.execute(f"detach {WAREHOUSE_CATALOG}")
         progress(f"candidate {candidate.name}: copied {len(copied)} tables, lock released")

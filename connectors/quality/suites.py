@@ -15,9 +15,8 @@ from typing import Any
 import yaml
 
 from connectors.errors import ConfigError
-from connectors.settings import REPO_ROOT
+from connectors.settings import Settings
 
-EXPECTATIONS_FILE = REPO_ROOT / "quality" / "expectations.yml"
 READS = ("warehouse", "candidate")
 
 
@@ -84,10 +83,14 @@ def _resolve(value: Any, variables: dict[str, Any], where: str) -> Any:
 
 def load_batches(
     raw_tables: list[str],
-    path: Path = EXPECTATIONS_FILE,
+    path: Path | None = None,
     env: dict[str, str] | None = None,
 ) -> list[Batch]:
-    """Every batch of every suite; `per_raw_table` batches repeat for each of `raw_tables`."""
+    """Every batch of every suite; `per_raw_table` batches repeat for each of `raw_tables`.
+
+    `path` defaults to the UF_EXPECTATIONS_FILE setting.
+    """
+    path = path or Settings.from_env().expectations_file
     try:
         spec = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:

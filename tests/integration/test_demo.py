@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from connectors.samples.sdmx_feeds import INDICATORS, YEARS, load_cities, series_values
-from connectors.settings import REPO_ROOT
+from connectors.settings import SOURCE_TREE as REPO_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

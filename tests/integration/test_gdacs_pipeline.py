@@ -22,7 +22,7 @@ from connectors.kafka.producer import EventProducer
 from connectors.kafka.topics import apply_topics, load_topics
 from connectors.samples.sdmx_feeds import load_cities
 from connectors.sdk import load_config, run_source
-from connectors.settings import REPO_ROOT
+from connectors.settings import SOURCE_TREE as REPO_ROOT
 from connectors.sink import Sink
 from connectors.sources import gdacs
 from connectors.sources.state import StateStore

@@ -11,7 +11,7 @@ from connectors.api.app import RESULT_EXAMPLE, RESULT_TYPE, Rejected, check_even
 from connectors.api.auth import KeyCache, RateLimiter
 from connectors.api.partners import PartnerStore, SeenEvents, key_id
 from connectors.errors import ConfigError
-from connectors.settings import REPO_ROOT
+from connectors.settings import SOURCE_TREE as REPO_ROOT
 
 RESULT = RESULT_EXAMPLE["data"]
 

@@ -6,7 +6,8 @@ import pytest
 
 from connectors.errors import ConfigError
 from connectors.kafka.topics import load_topics
-from connectors.settings import REPO_ROOT, Settings
+from connectors.settings import SOURCE_TREE as REPO_ROOT
+from connectors.settings import Settings
 from connectors.sources.state import StateStore
 
 
