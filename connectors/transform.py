@@ -154,6 +154,9 @@ create table if not exists {BUILT_OFFSETS_TABLE} (
 #: The one input that does not arrive through Kafka: the quality gate's results, written after a
 #: build; the next refresh picks them up (fct_quality_runs).
 QUALITY_SELECTOR = "source:quality+"
+#: The sink's bookkeeping moves with every load; fct_source_health reads it and measures every raw
+#: table from dbt's graph (not recorded as lineage), so it is rebuilt whenever any topic moved.
+SINK_SELECTOR = "source:sink+"
 #: What makes up the dbt project: a change to any of these rebuilds everything.
 _PROJECT_PARTS = ("models", "seeds", "snapshots", "macros", "tests", "dbt_project.yml")
 
@@ -198,6 +201,8 @@ def plan_build(
     )
     fed = [topic for topic in moved if topic in topic_sources]
     selectors = [f"source:{topic_sources[topic]}+" for topic in fed]
+    if fed:
+        selectors.append(SINK_SELECTOR)
     reasons = [f"new events in {', '.join(fed)}"] if fed else []
     if new_quality_results:
         selectors.append(QUALITY_SELECTOR)

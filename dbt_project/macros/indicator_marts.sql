@@ -1,5 +1,5 @@
 {#-
-    The columns every indicator mart built on int_indicator_observations shares (one row per
+    The columns every indicator mart built on int_indicators__observations shares (one row per
     publisher × series key × period): where, when and for whom the value is.
 -#}
 {% macro indicator_place_period_columns() -%}

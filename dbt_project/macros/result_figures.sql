@@ -1,5 +1,5 @@
 {#-
-    Who reported a result figure and about what: the grain every model over int_result_values
+    Who reported a result figure and about what: the grain every model over int_results__values
     groups by, before the year and the sex.
 -#}
 {% macro result_figure_grain() -%}

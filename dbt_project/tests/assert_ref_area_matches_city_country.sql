@@ -10,7 +10,7 @@ select
     city_code,
     ref_area_code,
     country_iso3
-from {{ ref('int_indicator_observations') }}
+from {{ ref('int_indicators__observations') }}
 where
     data_source = 'sdmx'
     and area_level = 'city'

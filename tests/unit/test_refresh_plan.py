@@ -7,7 +7,13 @@ from pathlib import Path
 
 from connectors.kafka.topics import load_topics
 from connectors.settings import Settings
-from connectors.transform import QUALITY_SELECTOR, plan_build, project_fingerprint, topic_sources
+from connectors.transform import (
+    QUALITY_SELECTOR,
+    SINK_SELECTOR,
+    plan_build,
+    project_fingerprint,
+    topic_sources,
+)
 
 SOURCES = {
     "stats.sdmx.observation.v1": "sdmx.stats_sdmx_observation_v1",
@@ -47,15 +53,16 @@ def test_only_topics_whose_offsets_moved_are_selected_with_their_downstream():
         ("partner.iati.activity.v1", 0): 3,
     }
     result = plan(offsets, built)
-    assert result.selectors == ["source:sdmx.stats_sdmx_observation_v1+"]
+    assert result.selectors == ["source:sdmx.stats_sdmx_observation_v1+", SINK_SELECTOR]
     start = result.dbt_args.index("--select")
-    assert result.dbt_args[start : start + 2] == ["--select", *result.selectors]
+    assert result.dbt_args[start : start + 3] == ["--select", *result.selectors]
     assert "unit_test" in result.dbt_args  # production builds leave unit tests to CI
 
 
 def test_a_new_partition_counts_as_moved_and_no_new_events_builds_nothing():
     assert plan({("partner.iati.activity.v1", 2): 1}, {}).selectors == [
-        "source:iati.partner_iati_activity_v1+"
+        "source:iati.partner_iati_activity_v1+",
+        SINK_SELECTOR,
     ]
     same = {("partner.iati.activity.v1", 0): 3}
     nothing = plan(same, same)
@@ -96,4 +103,8 @@ def test_new_quality_gate_results_rebuild_their_mart_with_or_without_new_events(
     assert alone.selectors == [QUALITY_SELECTOR]
     assert alone.reason == "new quality gate results"
     both = plan({("partner.iati.activity.v1", 0): 4}, same, quality=True)
-    assert both.selectors == ["source:iati.partner_iati_activity_v1+", QUALITY_SELECTOR]
+    assert both.selectors == [
+        "source:iati.partner_iati_activity_v1+",
+        SINK_SELECTOR,
+        QUALITY_SELECTOR,
+    ]

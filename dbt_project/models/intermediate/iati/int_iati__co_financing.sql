@@ -11,7 +11,7 @@ incoming as (
         *,
         nullif(trim(provider_org_ref), '') as provider_ref,
         nullif(lower(trim(provider_org_name)), '') as provider_name_key
-    from {{ ref('int_iati_transactions_by_theme') }}
+    from {{ ref('int_iati__transactions_by_theme') }}
     where flow_type in ('incoming_funds', 'incoming_commitment', 'incoming_pledge')
 
 ),

@@ -5,7 +5,7 @@ with
 
 observations as (
 
-    select * from {{ ref('int_indicator_observations') }}
+    select * from {{ ref('int_indicators__observations') }}
     where sdg_indicator in ('6.1.1', '6.2.1', '7.1.1', '11.6.1')
         and {{ staged_after_last_run() }}
 

@@ -4,7 +4,7 @@ with
 
 observations as (
 
-    select * from {{ ref('int_indicator_observations') }}
+    select * from {{ ref('int_indicators__observations') }}
     where data_source = 'sdmx' and area_level = 'city'
         and {{ staged_after_last_run() }}
 

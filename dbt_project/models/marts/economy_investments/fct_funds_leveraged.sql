@@ -95,7 +95,7 @@ own_commitments as (
         theme_code,
         currency,
         sum(value_in_theme) as own_commitment
-    from {{ ref('int_iati_transactions_by_theme') }}
+    from {{ ref('int_iati__transactions_by_theme') }}
     where flow_type = 'commitment'
     group by all
 

@@ -6,7 +6,7 @@ with
 
 flows as (
 
-    select * from {{ ref('int_iati_transactions_by_theme') }}
+    select * from {{ ref('int_iati__transactions_by_theme') }}
     where flow_type in ('commitment', 'disbursement', 'expenditure')
 
 ),

@@ -5,7 +5,7 @@ with
 
 events as (
 
-    select * from {{ ref('int_hazard_event_places') }}
+    select * from {{ ref('int_hazards__event_places') }}
 
 )
 

@@ -6,7 +6,7 @@ with
 
 results as (
 
-    select * from {{ ref('int_result_values') }}
+    select * from {{ ref('int_results__values') }}
     where
         indicator_code = 'households_upgraded'
         and age_group = 'all'

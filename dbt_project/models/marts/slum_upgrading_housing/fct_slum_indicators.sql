@@ -4,7 +4,7 @@ with
 
 observations as (
 
-    select * from {{ ref('int_indicator_observations') }}
+    select * from {{ ref('int_indicators__observations') }}
     where sdg_indicator = '11.1.1'
         and {{ staged_after_last_run() }}
 

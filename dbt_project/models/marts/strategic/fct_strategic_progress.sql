@@ -5,7 +5,7 @@ with
 
 people as (
 
-    select * from {{ ref('int_people_reached') }}
+    select * from {{ ref('int_results__people_reached') }}
     where indicator_code = 'people_reached' and sex = 'total' and city_code is not null
 
 ),
@@ -63,7 +63,7 @@ women_results as (
         country_iso3,
         theme_code,
         period_year
-    from {{ ref('int_result_values') }}
+    from {{ ref('int_results__values') }}
     where
         is_women_empowerment
         and city_code is not null

@@ -5,7 +5,7 @@ with
 
 results as (
 
-    select * from {{ ref('int_result_values') }}
+    select * from {{ ref('int_results__values') }}
     where value is not null and age_group = 'all'
 
 ),

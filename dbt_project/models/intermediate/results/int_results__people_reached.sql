@@ -11,7 +11,7 @@ values_by_year as (
         period_year,
         sex,
         sum(value) as people
-    from {{ ref('int_result_values') }}
+    from {{ ref('int_results__values') }}
     where counts_people and age_group = 'all' and value is not null
     group by all
 
