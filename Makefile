@@ -53,7 +53,7 @@ down: ## stop local services
 demo: up ## run the whole pipeline on the bundled sample feeds and print a summary
 	@$(UF) demo
 
-publish: install ## validate the marts (Great Expectations) and publish var/serving.duckdb if they pass
+publish: $(VENV)/.installed ## quality gate (Great Expectations) on the marts; publish var/serving.duckdb if it passes
 	@$(UF) publish
 
 api: up ## serve the partner push API on 127.0.0.1:8080 (docs at /docs)
@@ -68,11 +68,11 @@ test: install ## install, start what is needed, run every test suite, stop what 
 test-fast: $(VENV)/.installed ## unit, contract and config tests only (no broker, no Kafka jars needed)
 	@$(VENV)/bin/pytest -m "not integration" -q
 
-lint: install ## ruff check + format check, sqlfluff on the dbt project
+lint: $(VENV)/.installed ## ruff check + format check, sqlfluff on the dbt project (venv only: no Kafka, no broker)
 	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 	@$(SQLFLUFF)
 
-format: install ## apply ruff formatting and fixes
+format: $(VENV)/.installed ## apply ruff formatting and fixes (venv only)
 	@$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
 
 bench: up ## sink throughput vs raw kafka-python consume rate

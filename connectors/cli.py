@@ -20,10 +20,10 @@ from connectors.kafka.producer import EventProducer
 from connectors.kafka.topics import apply_topics, load_topics
 from connectors.sdk import load_config, run_source
 from connectors.sdk.config import describe_config
+from connectors.sdk.state import StateStore
 from connectors.settings import Settings
 from connectors.sink import Sink
 from connectors.sources.registry import all_sources, get_source
-from connectors.sources.state import StateStore
 from connectors.transform import WAREHOUSE_BUILD, refresh_warehouse, run_dbt
 
 app = typer.Typer(
@@ -170,8 +170,9 @@ def refresh(
 
 
 @app.command()
-def check() -> None:
-    """Audit: copy the marts to a candidate database and validate it; publish nothing."""
+def gate() -> None:
+    """The quality gate alone: copy the marts to a candidate database and validate it with the
+    Great Expectations suites; publish nothing (`urbanflow publish` gates, then publishes)."""
     quality.run_gate(Settings.from_env(), publish=False, console=out)
 
 
@@ -219,12 +220,15 @@ def status() -> None:
 @app.command()
 def demo(
     sample_data: Annotated[
-        Path,
-        typer.Option(help="Folder of the sample world (python -m connectors.samples.world)"),
-    ] = demo_module.SAMPLE_DATA,
+        Path | None,
+        typer.Option(
+            help="Folder of the sample world (default: UF_SAMPLE_DATA_DIR, <home>/sample_data)"
+        ),
+    ] = None,
 ) -> None:
     """Run the pipeline end to end on the bundled sample world and print where to look."""
-    demo_module.run_demo(Settings.from_env(), sample_data, out)
+    settings = Settings.from_env()
+    demo_module.run_demo(settings, sample_data or settings.sample_data_dir, out)
 
 
 def main() -> None:

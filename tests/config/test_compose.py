@@ -17,15 +17,19 @@ COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "infra" / "docker" / "Dockerfile"
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 README = REPO_ROOT / "README.md"
-# Where the code reads its UF_ variables from.
+# Where the code reads its UF_ variables from: the whole package (settings.py reads them; any other
+# module that names one, in code or in a message, must name a documented one) and the scripts.
 CONFIG_SOURCES = [
-    REPO_ROOT / "connectors" / "settings.py",
-    REPO_ROOT / "connectors" / "api" / "settings.py",
+    *sorted((REPO_ROOT / "connectors").rglob("*.py")),
     REPO_ROOT / "infra" / "kafka" / "kafkactl",
     REPO_ROOT / "dbt_project" / "profiles.yml",
     REPO_ROOT / "tests" / "run.sh",
 ]
+SETTINGS_MODULE = REPO_ROOT / "connectors" / "settings.py"
 UF_VARIABLE = re.compile(r"\bUF_[A-Z0-9_]*[A-Z0-9]\b")
+# Families of variables built from a name at run time, documented once as a pattern, e.g.
+# UF_SOURCE_<NAME>_<KEY> (connectors/sdk/config.py) and UF_QUALITY_<NAME> (quality/suites.py).
+FAMILIES = {"UF_SOURCE_": "UF_SOURCE_<NAME>_<KEY>", "UF_QUALITY_": "UF_QUALITY_<"}
 ENV_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:?[-?+][^}]*)?\}$")
 SECRET_WORDS = ("PASSWORD", "SECRET", "KEY")
 
@@ -60,10 +64,32 @@ def command_text(service: dict[str, Any]) -> str:
 
 
 def uf_variables_read_by_the_code() -> set[str]:
+    """Every UF_ name in the code, a family's members (e.g. an example in a docstring) excepted."""
     found: set[str] = set()
     for path in CONFIG_SOURCES:
         found |= set(UF_VARIABLE.findall(path.read_text(encoding="utf-8")))
-    return found
+    settings = set(UF_VARIABLE.findall(SETTINGS_MODULE.read_text(encoding="utf-8")))
+    return {name for name in found if name in settings or not name.startswith(tuple(FAMILIES))}
+
+
+def undocumented(text: str) -> set[str]:
+    """The code's variables and families that `text` does not mention."""
+    named = set(UF_VARIABLE.findall(text))
+    missing = uf_variables_read_by_the_code() - named
+    return missing | {pattern for pattern in FAMILIES.values() if pattern not in text}
+
+
+def readme_configuration_rows() -> dict[str, str]:
+    """Variable -> its default cell, from the README's configuration table."""
+    text = README.read_text(encoding="utf-8")
+    section = re.search(r"^## Configuration\n(.*?)(?=^## )", text, re.MULTILINE | re.DOTALL)
+    assert section, "README has no '## Configuration' section"
+    rows = {}
+    for line in section.group(1).splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("| `") and len(cells) >= 3:
+            rows[cells[0].strip("`")] = cells[1]
+    return rows
 
 
 def url_parts(url: str) -> SplitResult:
@@ -99,10 +125,9 @@ def test_every_dockerfile_base_image_has_a_pinned_tag():
 
 def test_every_built_image_uses_a_target_of_the_project_dockerfile():
     targets = set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", DOCKERFILE.read_text(), re.MULTILINE))
-    for name, svc in services().items():
-        build = svc.get("build")
-        if build is None:
-            continue
+    builds = {name: svc["build"] for name, svc in services().items() if "build" in svc}
+    assert {"sink", "topics-init"} <= set(builds)
+    for name, build in builds.items():
         assert (REPO_ROOT / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE, name
         assert build["target"] in targets, f"{name}: unknown build target {build['target']!r}"
 
@@ -137,9 +162,9 @@ def test_scale_out_profile_has_three_kafka_nodes_with_distinct_ids_and_one_quoru
 
 
 def test_scale_out_kafka_replicates_internal_topics_on_all_three_nodes():
-    for name, svc in kafka_services().items():
-        if "scale-out" not in svc.get("profiles", []):
-            continue
+    nodes = {n: s for n, s in kafka_services().items() if "scale-out" in s.get("profiles", [])}
+    assert len(nodes) == 3
+    for name, svc in nodes.items():
         env = env_of(svc)
         assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3", name
         assert env["KAFKA_DEFAULT_REPLICATION_FACTOR"] == "3", name
@@ -216,6 +241,36 @@ def test_app_services_point_settings_at_files_inside_the_image():
             assert env.get(key, "").startswith("/"), f"{name}.{key}"
 
 
+def dockerfile_stage(target: str) -> str:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    stages = re.split(r"^(?=FROM )", text, flags=re.MULTILINE)
+    [stage] = [s for s in stages if re.match(rf"FROM\s+\S+\s+AS\s+{target}\b", s)]
+    return stage
+
+
+@pytest.mark.parametrize("target", ["app", "airflow"])
+def test_image_installs_the_package_from_a_wheel_and_keeps_no_source_tree(target: str):
+    """As tests/integration/test_installed_package.py runs it: a wheel, no `-e`, source deleted."""
+    stage = dockerfile_stage(target)
+    assert re.search(r"(uv build[^\n]*--wheel|pip wheel)", stage), target
+    assert re.search(r"install[^\n]*\.whl|/tmp/dist/\*\.whl", stage), target
+    assert " -e " not in stage and "--editable" not in stage, target
+    assert re.search(r"rm -rf [^\n]*/tmp/src", stage), target
+
+
+@pytest.mark.parametrize("target", ["app", "airflow"])
+def test_image_sets_uf_home_and_copies_every_file_the_cli_reads(target: str):
+    stage = dockerfile_stage(target)
+    assert re.search(r"UF_HOME=/opt/urbanflow\b", stage), target
+    copied = set(re.findall(r"^COPY\s+(?:--\S+\s+)*(\S+)\s+/opt/urbanflow/", stage, re.MULTILINE))
+    assert {
+        "infra/kafka/topics.yml",
+        "dbt_project",
+        "quality/expectations.yml",
+        "sample_data",
+    } <= copied, target
+
+
 def test_planned_ingest_api_does_not_start_by_default():
     api = services()["ingest-api"]
     assert api["profiles"] == ["planned"]
@@ -235,11 +290,14 @@ def test_every_depends_on_target_is_a_defined_service():
 
 def test_every_named_volume_a_service_mounts_is_declared():
     declared = set(compose().get("volumes", {}))
-    for name, svc in services().items():
-        for volume in svc.get("volumes", []):
-            source = volume.split(":", 1)[0]
-            if not source.startswith((".", "/")):
-                assert source in declared, f"{name}: volume {source} is not declared"
+    named = {
+        f"{name}: {volume.split(':', 1)[0]}": volume.split(":", 1)[0]
+        for name, svc in services().items()
+        for volume in svc.get("volumes", [])
+        if not volume.startswith((".", "/"))
+    }
+    assert named, "no service mounts a named volume"
+    assert {mount for mount, source in named.items() if source not in declared} == set()
 
 
 @pytest.mark.parametrize("name", ["airflow-postgres", "superset-postgres", "redis"])
@@ -290,20 +348,33 @@ def test_superset_metadata_lives_in_postgres_and_caches_in_redis():
 
 # -- documentation of settings ---------------------------------------------------------------------
 def test_code_reads_the_uf_variables_we_expect_to_find():
-    assert {"UF_KAFKA_BOOTSTRAP", "UF_WAREHOUSE_PATH", "UF_KAFKA_HEAP"} <= (
-        uf_variables_read_by_the_code()
-    )
+    assert {
+        "UF_KAFKA_BOOTSTRAP",
+        "UF_WAREHOUSE_PATH",
+        "UF_KAFKA_HEAP",
+        "UF_HOME",
+        "UF_EXPECTATIONS_FILE",
+        "UF_API_PORT",
+    } <= uf_variables_read_by_the_code()
 
 
 def test_env_example_mentions_every_uf_variable_the_code_reads():
-    documented = set(UF_VARIABLE.findall(ENV_EXAMPLE.read_text(encoding="utf-8")))
-    assert uf_variables_read_by_the_code() - documented == set()
+    assert undocumented(ENV_EXAMPLE.read_text(encoding="utf-8")) == set()
+
+
+def test_env_example_shows_a_default_line_for_every_setting_of_the_settings_module():
+    """`# NAME=default` (commented out), so a user sees what changing it changes from."""
+    settings = set(UF_VARIABLE.findall(SETTINGS_MODULE.read_text(encoding="utf-8")))
+    shown = set(re.findall(r"^# (UF_[A-Z0-9_]+)=", ENV_EXAMPLE.read_text(), re.MULTILINE))
+    assert settings - shown == set()
 
 
 def test_readme_configuration_table_mentions_every_uf_variable_the_code_reads():
-    text = README.read_text(encoding="utf-8")
-    section = re.search(r"^## Configuration\n(.*?)(?=^## )", text, re.MULTILINE | re.DOTALL)
-    assert section, "README has no '## Configuration' section"
-    table_rows = [line for line in section.group(1).splitlines() if line.startswith("|")]
-    in_table = set(UF_VARIABLE.findall("\n".join(table_rows)))
-    assert uf_variables_read_by_the_code() - in_table == set()
+    rows = readme_configuration_rows()
+    assert undocumented("\n".join(f"{name} {default}" for name, default in rows.items())) == set()
+
+
+def test_readme_configuration_table_gives_every_setting_a_default():
+    settings = set(UF_VARIABLE.findall(SETTINGS_MODULE.read_text(encoding="utf-8")))
+    rows = readme_configuration_rows()
+    assert {name for name in settings if not rows.get(name)} == set()

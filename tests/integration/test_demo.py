@@ -99,7 +99,9 @@ def test_demo_publishes_the_sample_world_and_a_rerun_sends_nothing(
     assert sent["gdacs"] == (204, 0)  # every episode of sample_data/hazards, none rejected
     assert sent["hxl displacement-cities"] == (448, 0)
     assert sent["utilities kpi"] == (1056, 0)
-    assert sent["utilities stream"][0] >= 1000
+    # the stream runs for 3 s of wall time: how much it sends depends on the machine, not whether
+    assert sent["utilities stream"][0] > 0
+    assert sent["utilities stream"][1] == 0
     assert sent["partner results"] == (224, 0)
     assert "quality gate passed" in first
     assert f"serving   : {serving}" in first

@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
-import time
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -170,8 +170,8 @@ def test_raw_suite_runs_on_every_raw_topic_table(gate_settings):
     assert report.success
 
 
-def test_check_validates_without_publishing(gate_settings):
-    result = _cli(["check"], gate_settings)
+def test_gate_command_validates_without_publishing(gate_settings):
+    result = _cli(["gate"], gate_settings)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "checked:" in result.stdout
@@ -248,8 +248,9 @@ def test_corrupted_candidate_raises_quality_gate_error_with_statistics(gate_sett
 
 READER = """
 import sys, time, duckdb
-path, until = sys.argv[1], time.monotonic() + float(sys.argv[2])
-while time.monotonic() < until:
+from pathlib import Path
+path, stop, give_up = sys.argv[1], Path(sys.argv[2]), time.monotonic() + float(sys.argv[3])
+while not stop.exists() and time.monotonic() < give_up:
     try:
         with duckdb.connect(path, read_only=True) as con:
             n = con.execute("select count(*) from marts.fct_city_indicator").fetchone()[0]
@@ -257,27 +258,70 @@ while time.monotonic() < until:
     except Exception as exc:
         print("ERROR", type(exc).__name__, exc, flush=True)
 """
+FULL_ROWS, SMALL_ROWS = 36, 24  # fct_city_indicator rows of the 3-city and 2-city warehouses
+WAIT_S = 300  # only a safety net: nothing below depends on how fast the machine is
+
+
+class Reader:
+    """A process that reads serving.duckdb in a loop until told to stop, and what it saw."""
+
+    def __init__(self, serving: Path, stop: Path) -> None:
+        self.stop = stop
+        self.seen: list[str] = []
+        self.changed = threading.Condition()
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", READER, str(serving), str(stop), str(2 * WAIT_S)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.thread = threading.Thread(target=self._collect, daemon=True)
+        self.thread.start()
+
+    def _collect(self) -> None:
+        for line in self.process.stdout:
+            with self.changed:
+                self.seen.append(line.strip())
+                self.changed.notify_all()
+
+    def wait_for_a_read_of(self, rows: int) -> None:
+        """Block until a read that started after this call returned `rows`."""
+        with self.changed:
+            start = len(self.seen)
+            found = self.changed.wait_for(
+                lambda: str(rows) in self.seen[start + 1 :] or self.process.poll() is not None,
+                timeout=WAIT_S,
+            )
+        assert found and self.process.poll() is None, f"reader never saw {rows}: {self.seen[-5:]}"
+
+    def finish(self) -> list[str]:
+        self.stop.touch()
+        self.process.wait(timeout=WAIT_S)
+        self.thread.join(timeout=WAIT_S)
+        return self.seen
 
 
 def test_readers_see_only_whole_serving_databases_during_publishes(gate_settings, built_warehouses):
+    """Four publishes alternate a 3-city and a 2-city candidate while another process reads
+    serving.duckdb without pause. Each publish waits until the reader has seen its result, so
+    every read overlaps a publish or its aftermath, however fast or slow the machine is."""
     run_gate(gate_settings, publish=True)
     serving = gate_paths(gate_settings)["serving"]
     small_warehouse = gate_settings.var_dir / "small" / "warehouse.duckdb"
     small_warehouse.parent.mkdir()
     shutil.copy(built_warehouses["small"], small_warehouse)
     small = dataclasses.replace(gate_settings, warehouse_path=small_warehouse)
-    reader = subprocess.Popen(
-        [sys.executable, "-c", READER, str(serving), "25"], stdout=subprocess.PIPE, text=True
-    )
-    published = 0
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and published < 4:
-        run_gate(small if published % 2 == 0 else gate_settings, publish=True)
-        published += 1
-    seen = reader.communicate(timeout=60)[0].split("\n")
+    reader = Reader(serving, gate_settings.var_dir / "stop-reading")
+    try:
+        reader.wait_for_a_read_of(FULL_ROWS)
+        for candidate, rows in [(small, SMALL_ROWS), (gate_settings, FULL_ROWS)] * 2:
+            run_gate(candidate, publish=True)
+            reader.wait_for_a_read_of(rows)
+    finally:
+        seen = reader.finish()
 
-    assert published == 4
+    assert reader.process.returncode == 0
     assert [line for line in seen if line.startswith("ERROR")] == []
-    counts = {int(line) for line in seen if line}
-    assert counts == {36, 24}
-    assert len(seen) > 20
+    assert set(seen) == {str(FULL_ROWS), str(SMALL_ROWS)}
+    # once replaced, a file never flips back: the reads change value exactly at each publish
+    versions = [line for n, line in enumerate(seen) if n == 0 or line != seen[n - 1]]
+    assert versions == [str(rows) for rows in (FULL_ROWS, SMALL_ROWS) * 2 + (FULL_ROWS,)]

@@ -6,9 +6,9 @@ import pytest
 
 from connectors.errors import ConfigError
 from connectors.kafka.topics import load_topics
+from connectors.sdk.state import StateStore
 from connectors.settings import SOURCE_TREE as REPO_ROOT
 from connectors.settings import Settings
-from connectors.sources.state import StateStore
 
 
 def test_declared_topics_have_dlq_twins_and_raw_tables():
@@ -56,3 +56,46 @@ def test_state_round_trips_and_a_corrupt_file_is_named(tmp_path):
     store.path.write_text("{broken")
     with pytest.raises(ConfigError, match=str(store.path)):
         store.load()
+
+
+PATH_VARIABLES = (
+    "UF_VAR_DIR",
+    "UF_WAREHOUSE_PATH",
+    "UF_STATE_DIR",
+    "UF_TOPICS_FILE",
+    "UF_CONTRACTS_DIR",
+    "UF_DBT_PROJECT_DIR",
+    "UF_REFERENCE_DIR",
+    "UF_EXPECTATIONS_FILE",
+    "UF_SAMPLE_DATA_DIR",
+)
+
+
+def test_every_project_path_follows_uf_home_so_an_installed_package_needs_one_variable(
+    monkeypatch, tmp_path
+):
+    for name in PATH_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("UF_HOME", str(tmp_path))
+    settings = Settings.from_env()
+    assert settings.home == tmp_path
+    assert settings.var_dir == tmp_path / "var"
+    assert settings.warehouse_path == tmp_path / "var" / "warehouse.duckdb"
+    assert settings.state_dir == tmp_path / "var" / "state"
+    assert settings.topics_file == tmp_path / "infra" / "kafka" / "topics.yml"
+    assert settings.dbt_project_dir == tmp_path / "dbt_project"
+    assert settings.reference_dir == tmp_path / "dbt_project" / "seeds"
+    assert settings.expectations_file == tmp_path / "quality" / "expectations.yml"
+    assert settings.sample_data_dir == tmp_path / "sample_data"
+    assert (settings.contracts_dir / "org.urbanflow.stats.observation.v1.json").is_file()
+
+
+def test_each_path_variable_overrides_its_default(monkeypatch, tmp_path):
+    for name in PATH_VARIABLES:
+        monkeypatch.setenv(name, str(tmp_path / name.lower()))
+    settings = Settings.from_env()
+    assert settings.expectations_file == tmp_path / "uf_expectations_file"
+    assert settings.reference_dir == tmp_path / "uf_reference_dir"
+    assert settings.sample_data_dir == tmp_path / "uf_sample_data_dir"
+    assert settings.contracts_dir == tmp_path / "uf_contracts_dir"
+    assert settings.warehouse_path == tmp_path / "uf_warehouse_path"

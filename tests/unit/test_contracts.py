@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
+import json
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
-from connectors.contracts import backward_incompatibilities, get_contract, registry
+from connectors.contracts import Contract, backward_incompatibilities, get_contract, registry
 from connectors.errors import ContractError
 from connectors.events import make_event
 
@@ -30,16 +33,53 @@ def test_every_contract_file_compiles_and_is_named_by_its_event_type():
         assert contract.dataschema.endswith(f"{event_type}.json")
 
 
-def test_each_new_contract_version_is_backward_compatible_with_the_previous_one():
+def version_problems(contracts: dict[str, Contract]) -> dict[str, list[str]]:
+    """Per family: versions not numbered 1..N, and each version's breaks of the previous one."""
     families: dict[str, dict[int, dict]] = defaultdict(dict)
-    for contract in registry().values():
+    for contract in contracts.values():
         families[contract.family][contract.version] = contract.schema
+    problems: dict[str, list[str]] = {}
     for family, versions in families.items():
         ordered = sorted(versions)
-        assert ordered == list(range(1, len(ordered) + 1)), f"{family}: versions must be 1..N"
+        found = [] if ordered == list(range(1, len(ordered) + 1)) else [f"versions {ordered}"]
         for old, new in itertools.pairwise(ordered):
-            problems = list(backward_incompatibilities(versions[old], versions[new]))
-            assert problems == [], f"{family} v{new} breaks v{old}: {problems}"
+            found += [
+                f"v{new} breaks v{old}: {problem}"
+                for problem in backward_incompatibilities(versions[old], versions[new])
+            ]
+        if found:
+            problems[family] = found
+    return problems
+
+
+def write_contract(folder: Path, event_type: str, schema: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{event_type}.json").write_text(json.dumps(schema), encoding="utf-8")
+
+
+def test_each_contract_family_is_numbered_from_v1_and_every_version_keeps_the_previous_valid():
+    assert version_problems(registry()) == {}
+
+
+def test_a_compatible_v2_passes_and_a_narrowing_v2_or_a_gap_is_reported_per_family(tmp_path):
+    v1 = copy.deepcopy(get_contract(OBSERVATION).schema)
+    compatible = copy.deepcopy(v1)
+    compatible["properties"]["comment"] = {"type": "string"}
+    narrowing = copy.deepcopy(v1)
+    narrowing["required"].append("labels")
+    family = "org.example.reading"
+    write_contract(tmp_path / "good", f"{family}.v1", v1)
+    write_contract(tmp_path / "good", f"{family}.v2", compatible)
+    write_contract(tmp_path / "bad", f"{family}.v1", v1)
+    write_contract(tmp_path / "bad", f"{family}.v2", narrowing)
+    write_contract(tmp_path / "gap", f"{family}.v1", v1)
+    write_contract(tmp_path / "gap", f"{family}.v3", compatible)
+
+    assert version_problems(registry(tmp_path / "good")) == {}
+    assert version_problems(registry(tmp_path / "bad")) == {
+        family: ["v2 breaks v1: $: new required property 'labels'"]
+    }
+    assert version_problems(registry(tmp_path / "gap")) == {family: ["versions [1, 3]"]}
 
 
 @pytest.mark.parametrize(
@@ -53,8 +93,6 @@ def test_each_new_contract_version_is_backward_compatible_with_the_previous_one(
     ],
 )
 def test_backward_check_reports_each_kind_of_narrowing(change, expected):
-    import copy
-
     old = get_contract(OBSERVATION).schema
     new = copy.deepcopy(old)
     change(new)
@@ -62,8 +100,6 @@ def test_backward_check_reports_each_kind_of_narrowing(change, expected):
 
 
 def test_adding_an_optional_property_is_backward_compatible():
-    import copy
-
     old = get_contract(OBSERVATION).schema
     new = copy.deepcopy(old)
     new["properties"]["comment"] = {"type": "string"}
