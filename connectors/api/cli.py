@@ -34,7 +34,7 @@ def serve(
 
     settings = ApiSettings.from_env()
     app = create_app(settings)
-    # Our own log line per request (logger connectors.api.app, INFO) names the partner and the
+    # Our own log line per request (logger connectors.api.service, INFO) names the partner and the
     # counts; uvicorn's access log would only repeat it.
     uvicorn.run(
         app,

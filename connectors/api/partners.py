@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -21,8 +20,8 @@ import orjson
 
 from connectors.errors import ConfigError
 from connectors.events import utc_now_iso
+from connectors.reference import PARTNER_SLUG_RE
 
-SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
 KEY_PREFIX = "uf_"
 _KEY_ID_CHARS = 8
 # scrypt at n=2**14, r=8 (16 MiB, ~40 ms): a stolen database does not give keys back cheaply.
@@ -79,7 +78,7 @@ def key_id(key: str) -> str | None:
     if not key.startswith(KEY_PREFIX):
         return None
     slug, sep, secret = key[len(KEY_PREFIX) :].partition("_")
-    if not sep or not SLUG_RE.match(slug) or len(secret) < 32:
+    if not sep or not PARTNER_SLUG_RE.match(slug) or len(secret) < 32:
         return None
     return f"{KEY_PREFIX}{slug}_{secret[:_KEY_ID_CHARS]}"
 
@@ -128,7 +127,7 @@ class PartnerStore:
 
     def add(self, slug: str, sources: Iterable[str] | None = None) -> tuple[Partner, str]:
         """Create a partner (or re-key a revoked one); return it with its key, shown only once."""
-        if not SLUG_RE.match(slug):
+        if not PARTNER_SLUG_RE.match(slug):
             raise ConfigError(
                 f"partner slug {slug!r} must be 2-40 lowercase letters, digits or '-' "
                 "(no '_': it separates the slug inside the key)"

@@ -13,87 +13,71 @@ from connectors.contracts import Contract, get_contract
 from connectors.contracts.fast import compile_event_decoder
 from connectors.errors import ContractError
 from connectors.kafka.topics import TopicSpec
+from connectors.refusals import Refused, dead_letter_headers
+from connectors.sink.raw import ARROW_SCHEMA, BATCH_COLUMNS
 
 _ENCODE = msgspec.json.Encoder().encode
 
-# Column order of every raw.<topic> table; the loader relies on it.
-RAW_COLUMNS = (
-    "event_id",
-    "source",
-    "type",
-    "subject",
-    "event_time",
-    "specversion",
-    "dataschema",
-    "data",
-    "message_key",
-    "kafka_topic",
-    "kafka_partition",
-    "kafka_offset",
-    "kafka_timestamp",
-)
 
-
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A record the warehouse refused, with the reason a human needs to fix it."""
+    """A Kafka record the warehouse refused: the `Refused` (reason, key, payload) and where the
+    record was read, which its dead-letter headers and `raw._sink_dead_letters` name."""
 
+    refused: Refused
     topic: str
     partition: int
     offset: int
     timestamp: int
-    key: bytes | None
-    value: bytes | None
-    error_class: str
-    reason: str
-    contract: str = ""
 
     def headers(self) -> list[tuple[str, bytes]]:
-        return [
-            ("uf.error.class", self.error_class.encode()),
-            ("uf.error.reason", self.reason.encode()[:4000]),
-            ("uf.contract", self.contract.encode()),
-            ("uf.original.topic", self.topic.encode()),
-            ("uf.original.partition", str(self.partition).encode()),
-            ("uf.original.offset", str(self.offset).encode()),
-            ("uf.original.timestamp", str(self.timestamp).encode()),
-        ]
+        origin = {
+            "original.topic": self.topic,
+            "original.partition": self.partition,
+            "original.offset": self.offset,
+            "original.timestamp": self.timestamp,
+        }
+        return dead_letter_headers(self.refused, origin)
+
+    @property
+    def key(self) -> bytes | None:
+        """The record's key as Kafka had it, byte for byte, so a replay lands on its partition."""
+        key = self.refused.key
+        return None if key is None else key.encode("utf-8", "surrogateescape")
 
 
-ARROW_SCHEMA = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("source", pa.string()),
-        ("type", pa.string()),
-        ("subject", pa.string()),
-        ("event_time", pa.string()),
-        ("specversion", pa.string()),
-        ("dataschema", pa.string()),
-        ("data", pa.string()),
-        ("message_key", pa.string()),
-        ("kafka_topic", pa.string()),
-        ("kafka_partition", pa.int32()),
-        ("kafka_offset", pa.int64()),
-        ("kafka_timestamp", pa.timestamp("ms", tz="UTC")),
-    ]
-)
+class _Envelope(msgspec.Struct):
+    """The CloudEvents attributes a raw row keeps, from an event the slow path validated."""
+
+    id: Any
+    source: Any
+    type: Any
+    time: Any
+    specversion: Any
+    subject: Any = None
+    dataschema: Any = None
+    data: Any = None
 
 
 def _unset_to_none(value: Any) -> Any:
     return None if value is msgspec.UNSET else value
 
 
+def _message_key(key: bytes | None) -> str | None:
+    return None if key is None else key.decode("utf-8", "replace")
+
+
 @dataclass
 class ColumnBatch:
     """Rows of one raw table, kept column-wise so they become an Arrow table in one step."""
 
-    columns: dict[str, list[Any]] = field(default_factory=lambda: {c: [] for c in RAW_COLUMNS})
+    columns: dict[str, list[Any]] = field(default_factory=lambda: {c: [] for c in BATCH_COLUMNS})
 
     def __len__(self) -> int:
         return len(self.columns["event_id"])
 
     def extend_valid(self, records: list[Any], events: list[Any]) -> None:
-        """Add records whose events the fast decoder accepted (msgspec structs)."""
+        """Add records whose events were validated (msgspec structs with the envelope fields)."""
         cols = self.columns
         cols["event_id"].extend([e.id for e in events])
         cols["source"].extend([e.source for e in events])
@@ -103,9 +87,7 @@ class ColumnBatch:
         cols["specversion"].extend([e.specversion for e in events])
         cols["dataschema"].extend([_unset_to_none(e.dataschema) for e in events])
         cols["data"].extend([_ENCODE(e.data) for e in events])
-        cols["message_key"].extend(
-            [None if r.key is None else r.key.decode("utf-8", "replace") for r in records]
-        )
+        cols["message_key"].extend([_message_key(r.key) for r in records])
         cols["kafka_topic"].extend([r.topic for r in records])
         cols["kafka_partition"].extend([r.partition for r in records])
         cols["kafka_offset"].extend([r.offset for r in records])
@@ -200,33 +182,17 @@ class RecordDecoder:
             contract.validate_event(event)
         except ContractError as exc:
             return self._dead(record, "contract", str(exc), event_type)
-        cols = batch.columns
-        cols["event_id"].append(event["id"])
-        cols["source"].append(event["source"])
-        cols["type"].append(event_type)
-        cols["subject"].append(event.get("subject"))
-        cols["event_time"].append(event["time"])
-        cols["specversion"].append(event["specversion"])
-        cols["dataschema"].append(event.get("dataschema"))
-        cols["data"].append(orjson.dumps(event["data"]))
-        key = record.key
-        cols["message_key"].append(key.decode("utf-8", "replace") if key is not None else None)
-        cols["kafka_topic"].append(record.topic)
-        cols["kafka_partition"].append(record.partition)
-        cols["kafka_offset"].append(record.offset)
-        cols["kafka_timestamp"].append(record.timestamp)
+        batch.extend_valid([record], [msgspec.convert(event, _Envelope)])
         return None
 
     @staticmethod
     def _dead(record: Any, error_class: str, reason: str, contract: str = "") -> DeadLetter:
-        return DeadLetter(
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            timestamp=record.timestamp,
-            key=record.key,
-            value=record.value,
+        key: bytes | None = record.key
+        refused = Refused(
+            reason,
+            key=None if key is None else key.decode("utf-8", "surrogateescape"),
+            payload=record.value,
             error_class=error_class,
-            reason=reason,
             contract=contract,
         )
+        return DeadLetter(refused, record.topic, record.partition, record.offset, record.timestamp)

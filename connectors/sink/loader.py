@@ -10,27 +10,10 @@ import duckdb
 import pyarrow as pa
 
 from connectors.sink.decode import DeadLetter
+from connectors.sink.raw import create_table_sql, insert_sql
 
 OFFSETS_TABLE = "raw._sink_offsets"
 DEAD_LETTERS_TABLE = "raw._sink_dead_letters"
-
-_RAW_TABLE_DDL = """
-create table if not exists raw.{table} (
-    event_id varchar not null,
-    source varchar not null,
-    type varchar not null,
-    subject varchar,
-    event_time timestamptz,
-    specversion varchar,
-    dataschema varchar,
-    data json,
-    message_key varchar,
-    kafka_topic varchar not null,
-    kafka_partition integer not null,
-    kafka_offset bigint not null,
-    kafka_timestamp timestamptz,
-    ingested_at timestamptz not null
-)"""
 
 _BOOKKEEPING_DDL = f"""
 create schema if not exists raw;
@@ -59,7 +42,7 @@ TopicPartitionKey = tuple[str, int]
 def ensure_schema(con: duckdb.DuckDBPyConnection, raw_tables: list[str]) -> None:
     con.execute(_BOOKKEEPING_DDL)
     for table in raw_tables:
-        con.execute(_RAW_TABLE_DDL.format(table=table))
+        con.execute(create_table_sql(table))
 
 
 def stored_offsets(con: duckdb.DuckDBPyConnection) -> dict[TopicPartitionKey, int]:
@@ -106,14 +89,7 @@ def write_batch(
             if not rows.num_rows:
                 continue
             con.register("arrow_batch", rows)
-            con.execute(
-                f"""insert into raw.{table}
-                select event_id, source, type, subject, cast(event_time as timestamptz),
-                       specversion, dataschema, cast(data as json), message_key, kafka_topic,
-                       kafka_partition, kafka_offset, kafka_timestamp, ?::timestamptz
-                from arrow_batch""",
-                [now],
-            )
+            con.execute(insert_sql(table, "arrow_batch"), [now])
             con.unregister("arrow_batch")
         if dead_letters:
             con.executemany(
@@ -125,9 +101,9 @@ def write_batch(
                         d.partition,
                         d.offset,
                         d.timestamp,
-                        d.error_class,
-                        d.reason,
-                        d.contract,
+                        d.refused.error_class,
+                        d.refused.reason,
+                        d.refused.contract,
                         now,
                     )
                     for d in dead_letters

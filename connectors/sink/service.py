@@ -242,7 +242,7 @@ class Sink:
         for dead in dead_letters:
             self._producer.send_raw(
                 self.specs[dead.topic].dlq_name,
-                dead.value or b"",
+                dead.refused.payload or b"",
                 key=dead.key,
                 headers=dead.headers(),
             )

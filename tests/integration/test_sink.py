@@ -16,13 +16,39 @@ import yaml
 from kafka import KafkaConsumer, TopicPartition
 
 from connectors.kafka.producer import EventProducer
-from connectors.kafka.topics import TopicSpec
+from connectors.kafka.topics import TopicSpec, apply_topics, load_topics
 from connectors.samples.synthetic import observation_events
 from connectors.settings import Settings
 from connectors.sink import Sink
+from connectors.sink.service import BATCH_LANDED_TOPIC
 from connectors.warehouse import connect
 
 pytestmark = pytest.mark.integration
+
+#: How long any wait here may take before the test fails naming what it awaited. Generous: the
+#: tests assert outcomes, never how fast they came, so a busy machine only makes them slower.
+WAIT_S = 300.0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def batch_landed_topic(kafka_bootstrap: str) -> None:
+    """The topic the sink announces each batch on, as infra/kafka/topics.yml declares it: the
+    broker creates no topic by itself, and these tests must not need another test to run first."""
+    specs = load_topics(Settings.from_env().topics_file)
+    apply_topics(kafka_bootstrap, [spec for spec in specs if spec.name == BATCH_LANDED_TOPIC])
+
+
+def wait_for(what: str, condition, *, timeout_s: float = WAIT_S, proc=None) -> None:
+    """Poll `condition` until true; fail naming `what` after `timeout_s`, or at once if `proc`
+    (a sink process that should still be working) exits first."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if proc is not None and proc.poll() is not None:
+            output = proc.stdout.read() if proc.stdout else ""
+            pytest.fail(f"the sink exited ({proc.returncode}) before {what}:\n{output}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {timeout_s:.0f} s for {what}")
+        time.sleep(0.1)
 
 
 def produce(settings: Settings, topic: str, count: int, start: int = 0) -> None:
@@ -57,11 +83,16 @@ def read_topic(settings: Settings, topic: str, partitions: int) -> list:
     consumer.seek_to_beginning(*tps)
     wanted = sum(consumer.end_offsets(tps).values())
     records: list = []
-    deadline = time.monotonic() + 30
-    while len(records) < wanted and time.monotonic() < deadline:
+
+    def read_all() -> bool:
         for batch in consumer.poll(timeout_ms=500).values():
             records.extend(batch)
-    consumer.close()
+        return len(records) >= wanted
+
+    try:
+        wait_for(f"the {wanted} records of {topic}", read_all)
+    finally:
+        consumer.close()
     return records
 
 
@@ -151,7 +182,10 @@ def _sink_process(
     *,
     until_caught_up: bool = True,
     instance: str = "test-sink-1",
+    script: str | None = None,
+    args: list[str] | None = None,
 ) -> subprocess.Popen:
+    """`urbanflow sink run` on the test's topic and warehouse, or `script` run with `args`."""
     env = {
         **os.environ,
         "UF_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
@@ -164,8 +198,13 @@ def _sink_process(
     }
     cli = Path(sys.executable).with_name("urbanflow")
     mode = ["--until-caught-up"] if until_caught_up else []
+    command = (
+        [str(cli), "sink", "run", "--no-progress", *mode]
+        if script is None
+        else [sys.executable, "-c", script, *(args or [])]
+    )
     return subprocess.Popen(
-        [str(cli), "sink", "run", "--no-progress", *mode],
+        command,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -206,32 +245,81 @@ def _loaded_so_far(warehouse: Path) -> int:
         ).fetchone()[0]
 
 
+#: A sink that SIGKILLs itself inside its N-th batch transaction (argv[1]), once the offset fence
+#: passed and the batch's dead letters went to Kafka, before the commit: a crash mid-load on
+#: every machine, however fast.
+_DYING_SINK = """
+import os, signal, sys
+from connectors.kafka.topics import load_topics
+from connectors.settings import Settings
+from connectors.sink import Sink, service
+
+write_batch, batches = service.write_batch, []
+
+def dying_write_batch(*args, before_write=None):
+    batches.append(None)
+    if len(batches) < int(sys.argv[1]):
+        return write_batch(*args, before_write=before_write)
+
+    def die():
+        if before_write is not None:
+            before_write()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    return write_batch(*args, before_write=die)
+
+service.write_batch = dying_write_batch
+settings = Settings.from_env()
+Sink(settings, load_topics(settings.topics_file)).run(until_caught_up=True)
+"""
+
+
+def _bad_records(count: int) -> list[bytes]:
+    return [b"not json %d" % i for i in range(count)]
+
+
 @pytest.mark.slow
 def test_sink_killed_with_sigkill_mid_load_and_restarted_loads_each_event_once(
     settings, observation_topic, tmp_path
 ):
-    total = 60_000
-    produce(settings, observation_topic.name, total)
+    total, bad = 60_000, _bad_records(12)
+    produce(settings, observation_topic.name, total // 2)
+    with EventProducer(settings.kafka_bootstrap) as producer:
+        for value in bad:
+            producer.send_raw(observation_topic.name, value, key="bad")
+        producer.confirm()
+    produce(settings, observation_topic.name, total // 2, start=total // 2)
     topics_file = _topics_file(tmp_path, observation_topic)
-    kills_mid_load = 0
-    for extra_delay in (0.0, 0.3, 0.7, 0.1, 0.5):
+    for dies_in_batch in (1, 2, 3, 5):
         before = _loaded_so_far(settings.warehouse_path)
-        proc = _sink_process(settings, topics_file)
-        deadline = time.monotonic() + 60
-        while _loaded_so_far(settings.warehouse_path) == before and time.monotonic() < deadline:
-            time.sleep(0.05)  # wait until this run has committed at least one batch
-        time.sleep(extra_delay)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            if _loaded_so_far(settings.warehouse_path) < total:
-                kills_mid_load += 1
-        proc.wait(timeout=30)
+        dying = _sink_process(settings, topics_file, script=_DYING_SINK, args=[str(dies_in_batch)])
+        output, _ = dying.communicate(timeout=WAIT_S)
+        assert dying.returncode == -signal.SIGKILL, output
+        assert before <= _loaded_so_far(settings.warehouse_path) < total + len(bad)
+    # And one crash from outside, wherever the sink happens to be once it has committed a batch.
+    before = _loaded_so_far(settings.warehouse_path)
+    killed = _sink_process(settings, topics_file)
+    wait_for(
+        "the sink to commit a batch",
+        lambda: _loaded_so_far(settings.warehouse_path) > before or killed.poll() is not None,
+    )
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate(timeout=WAIT_S)
+
     final = _sink_process(settings, topics_file)
-    output, _ = final.communicate(timeout=300)
+    output, _ = final.communicate(timeout=WAIT_S)
 
     assert final.returncode == 0, output
-    assert kills_mid_load >= 3, "the sink finished too early for the crash test to mean anything"
     assert raw_counts(settings.warehouse_path, observation_topic) == (total, total, total)
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        recorded = con.execute(
+            "select count(*), count(distinct (kafka_partition, kafka_offset)) "
+            "from raw._sink_dead_letters"
+        ).fetchone()
+    assert recorded == (len(bad), len(bad))
+    # A crash after the dead letters went out may send one again, never lose one.
+    dead = read_topic(settings, observation_topic.dlq_name, 3)
+    assert {r.value for r in dead} == set(bad)
 
 
 @pytest.mark.slow
@@ -243,12 +331,13 @@ def test_two_sink_instances_in_one_group_load_each_event_once(
     topics_file = _topics_file(tmp_path, observation_topic)
     first = _sink_process(settings, topics_file, until_caught_up=False, instance="sink-a")
     second = _sink_process(settings, topics_file, until_caught_up=False, instance="sink-b")
-    deadline = time.monotonic() + 120
-    while _loaded_so_far(settings.warehouse_path) < total and time.monotonic() < deadline:
-        time.sleep(0.5)
+    wait_for(
+        f"two sink instances to load {total:,} events",
+        lambda: _loaded_so_far(settings.warehouse_path) >= total,
+    )
     for proc in (first, second):
         proc.send_signal(signal.SIGTERM)
-    outputs = [proc.communicate(timeout=60)[0] for proc in (first, second)]
+    outputs = [proc.communicate(timeout=WAIT_S)[0] for proc in (first, second)]
 
     assert [p.returncode for p in (first, second)] == [0, 0], outputs
     assert raw_counts(settings.warehouse_path, observation_topic) == (total, total, total)
@@ -259,9 +348,13 @@ def test_long_running_sink_stops_cleanly_on_sigterm_with_everything_committed(
 ):
     produce(settings, observation_topic.name, 3_000)
     proc = _sink_process(settings, _topics_file(tmp_path, observation_topic), until_caught_up=False)
-    time.sleep(6)
+    wait_for(
+        "the sink to load 3,000 events",
+        lambda: _loaded_so_far(settings.warehouse_path) == 3_000,
+        proc=proc,
+    )
     proc.send_signal(signal.SIGTERM)
-    output, _ = proc.communicate(timeout=60)
+    output, _ = proc.communicate(timeout=WAIT_S)
 
     assert proc.returncode == 0, output
     assert "sink: loaded 3,000 events" in output

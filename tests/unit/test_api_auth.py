@@ -7,10 +7,11 @@ import sqlite3
 import orjson
 import pytest
 
-from connectors.api.app import RESULT_EXAMPLE, RESULT_TYPE, Rejected, check_event, partner_routes
 from connectors.api.auth import KeyCache, RateLimiter
+from connectors.api.checks import RESULT_EXAMPLE, RESULT_TYPE, check_event, partner_routes
 from connectors.api.partners import PartnerStore, SeenEvents, key_id
 from connectors.errors import ConfigError
+from connectors.refusals import Refused
 from connectors.settings import SOURCE_TREE as REPO_ROOT
 
 RESULT = RESULT_EXAMPLE["data"]
@@ -143,7 +144,7 @@ def test_an_event_for_another_partners_source_is_rejected_as_forbidden(store):
     partner, _ = store.add("acme")
     routes = partner_routes(REPO_ROOT / "infra" / "kafka" / "topics.yml")
 
-    with pytest.raises(Rejected) as refused:
+    with pytest.raises(Refused) as refused:
         check_event(event("urn:partner:other"), partner, routes, 256 * 1024)
 
     assert refused.value.forbidden
@@ -182,7 +183,7 @@ def test_an_invalid_event_is_rejected_naming_the_field(store, changes, field):
     partner, _ = store.add("acme")
     routes = partner_routes(REPO_ROOT / "infra" / "kafka" / "topics.yml")
 
-    with pytest.raises(Rejected) as refused:
+    with pytest.raises(Refused) as refused:
         check_event(event(**changes), partner, routes, 256 * 1024)
 
     assert field in refused.value.reason

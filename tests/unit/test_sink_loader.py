@@ -49,3 +49,17 @@ def test_batch_starting_behind_the_stored_offset_is_refused_and_writes_nothing(c
     assert info.value.partitions == [TP]
     assert con.execute("select count(*) from raw.t_x_v1").fetchone() == (10,)
     assert stored_offsets(con) == {TP: 10}
+
+
+def test_dead_letters_are_recorded_with_their_reason_in_the_batch_transaction(con):
+    bad = Record("t.x.v1", 0, 10, 1_700_000_000_000, b"k", b"{not json")
+    (dead,) = RecordDecoder([SPEC], 10_000).decode_records([bad], ColumnBatch())
+
+    write_batch(con, batch_of(0, 10), [dead], {TP: 0}, {TP: 11})
+
+    row = con.execute(
+        "select kafka_topic, kafka_partition, kafka_offset, error_class, contract "
+        "from raw._sink_dead_letters"
+    ).fetchall()
+    assert row == [("t.x.v1", 0, 10, "json", "")]
+    assert stored_offsets(con) == {TP: 11}
