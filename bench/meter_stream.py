@@ -26,8 +26,8 @@ from connectors.events import encode, make_event
 from connectors.kafka.producer import EventProducer
 from connectors.kafka.topics import TopicSpec, admin_client, apply_topics
 from connectors.sdk import Record, load_config, run_source
+from connectors.sdk.state import StateStore
 from connectors.settings import Settings
-from connectors.sources.state import StateStore
 from connectors.sources.utilities import (
     OUTAGES,
     READINGS,

@@ -24,15 +24,13 @@ from connectors.events import utc_now_iso
 from connectors.kafka.producer import EventProducer
 from connectors.kafka.topics import apply_topics, load_topics
 from connectors.quality import run_gate
-from connectors.sdk import RunReport, load_config, run_source
+from connectors.sdk import RunReport, StateStore, load_config, run_source
 from connectors.settings import Settings
 from connectors.sink import Sink
 from connectors.sources.registry import get_source
-from connectors.sources.state import StateStore
 from connectors.status import warehouse_counts
 from connectors.transform import refresh_warehouse
 
-SAMPLE_DATA = Settings.from_env().sample_data_dir
 #: Own state file for the demo's meter stream, so a real `utilities` stream does not stop it.
 STREAM_STATE = "utilities-demo"
 #: 3 s at 500 readings/s; an outage starts every second so a short run still shows some.
@@ -129,7 +127,8 @@ def send_partner_results(
     same row parser, contract and event ids (so a later upload of a file duplicates nothing).
     A file already sent unchanged is skipped; a row the contract refuses is reported, not sent."""
     # Imported here: the API module pulls in FastAPI, which no other command needs.
-    from connectors.api.app import RESULT_TYPE, partner_routes, read_table, row_event
+    from connectors.api.checks import RESULT_TYPE, partner_routes
+    from connectors.api.files import read_table, row_event
     from connectors.api.partners import Partner, default_sources
 
     topic = partner_routes(settings.topics_file)[RESULT_TYPE].topic
@@ -169,9 +168,11 @@ def send_partner_results(
     return "partner results", result
 
 
-def run_demo(settings: Settings, sample_dir: Path, out: Console) -> DemoReport:
-    """The whole pipeline on the sample world; a blocked quality gate raises QualityGateError
-    (its message names every failed expectation) so the command exits non-zero."""
+def run_demo(settings: Settings, sample_dir: Path | None, out: Console) -> DemoReport:
+    """The whole pipeline on the sample world (`sample_dir`, default UF_SAMPLE_DATA_DIR); a
+    blocked quality gate raises QualityGateError (its message names every failed expectation)
+    so the command exits non-zero."""
+    sample_dir = sample_dir or settings.sample_data_dir
     started = time.monotonic()
     specs = load_topics(settings.topics_file)
     out.rule("[bold]UrbanFlow demo")

@@ -14,6 +14,18 @@ from collections.abc import Mapping
 MAX_REASON_BYTES = 4000
 #: The prefix of every header UrbanFlow writes on a dead letter.
 HEADER_PREFIX = "uf."
+#: What a `Refused` says, in the order its constructor takes it.
+FIELDS = (
+    "reason",
+    "key",
+    "payload",
+    "error_class",
+    "contract",
+    "line",
+    "event_id",
+    "stream",
+    "forbidden",
+)
 
 
 class Refused(Exception):
@@ -48,6 +60,12 @@ class Refused(Exception):
         self.event_id = event_id
         self.stream = stream
         self.forbidden = forbidden
+
+    def replace(self, **changes: object) -> Refused:
+        """A copy with some fields changed (e.g. the `stream` a parser could not know)."""
+        fields = {name: getattr(self, name) for name in FIELDS}
+        fields.update(changes)
+        return Refused(**fields)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         return f"Refused({self.reason!r}, key={self.key!r}, error_class={self.error_class!r})"

@@ -132,3 +132,29 @@ class ApiSettings:
             key_cache_s=_int("UF_API_KEY_CACHE_S", 60, minimum=0),
             linger_ms=_int("UF_API_LINGER_MS", 5, minimum=0),
         )
+
+
+@dataclass(frozen=True)
+class OrchestrationSettings:
+    """What the Airflow DAGs read at parse time (DESIGN.md §5); `from_env()` lets tests set the env.
+
+    `infra/airflow/airflowctl` sets the Airflow side (ports, AIRFLOW_HOME, the Kafka connection);
+    these are the UrbanFlow side the DAG files need and nothing else.
+    """
+
+    base: Settings
+    source_schedules_file: Path
+    transform_fallback_cron: str
+    kafka_conn_id: str
+    watcher_poll_interval_s: float
+
+    @classmethod
+    def from_env(cls) -> OrchestrationSettings:
+        base = Settings.from_env()
+        return cls(
+            base=base,
+            source_schedules_file=_path("UF_SOURCE_SCHEDULES", base.home / "dags" / "sources.yml"),
+            transform_fallback_cron=os.environ.get("UF_TRANSFORM_FALLBACK_CRON") or "*/10 * * * *",
+            kafka_conn_id=os.environ.get("UF_AIRFLOW_KAFKA_CONN_ID") or "urbanflow_kafka",
+            watcher_poll_interval_s=float(_int("UF_WATCHER_POLL_INTERVAL_S", 1)),
+        )

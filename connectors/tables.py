@@ -1,7 +1,8 @@
 """CSV and XLSX files as rows of cells: the one table reader the API and the sources share.
 
-Pure and streaming: a bad file raises a `SourceFormatError` naming the file and the problem, so no
-reader of ours ever lets a CSV or openpyxl exception reach a user.
+Pure (CSV rows stream; an XLSX sheet is read whole, see `_xlsx_rows`): a bad file raises a
+`SourceFormatError` naming the file and the problem, so no reader of ours ever lets a CSV or
+openpyxl exception reach a user.
 """
 
 from __future__ import annotations
@@ -51,12 +52,18 @@ def _xlsx_rows(name: str, content: bytes) -> Iterator[tuple[int, list[Cell]]]:
         raise SourceFormatError(name, f"not a readable XLSX workbook: {exc}") from None
     try:
         sheet = book.worksheets[0]
-        for number, cells in enumerate(sheet.iter_rows(values_only=True), start=sheet.min_row):
-            yield number, list(cells)
-    except Exception as exc:  # a sheet that lies about its dimensions fails while iterating
+        # Read-only mode trusts the sheet's declared dimensions, which some writers get wrong: too
+        # small drops rows silently, too large pads every row to thousands of cells. So read the
+        # cells the sheet has, from row 1, and make every row as wide as the widest.
+        sheet.reset_dimensions()
+        rows = [list(cells) for cells in sheet.iter_rows(min_row=1, values_only=True)]
+    except Exception as exc:  # openpyxl raises XML, key and value errors for broken sheets
         raise SourceFormatError(name, f"not a readable XLSX sheet: {exc}") from None
     finally:
         book.close()
+    width = max(map(len, rows), default=0)
+    for number, cells in enumerate(rows, start=1):
+        yield number, cells + [None] * (width - len(cells))
 
 
 def is_blank(cell: Cell) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.kafka.topics import TopicSpec, apply_topics
+from connectors.kafka.topics import TopicSpec, apply_topics, load_topics
 from connectors.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +28,10 @@ def kafka_bootstrap() -> str:
         KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000).close()
     except KafkaError:
         pytest.fail(f"integration tests need a broker at {bootstrap}: run them via `make test`")
+    # Every sink run announces its batches on the platform's own ops topics: create them once, so
+    # each test file also passes alone (the broker does not create topics on demand).
+    ops = [s for s in load_topics(Settings.from_env().topics_file) if s.name.startswith("ops.")]
+    apply_topics(bootstrap, ops)
     return bootstrap
 
 

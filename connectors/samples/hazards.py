@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from connectors.samples.sdmx_feeds import City
+from connectors.reference import City
 from connectors.sources.gdacs.helpers import haversine_km
 from connectors.sources.gdacs.settings import CITY_CODE_PROPERTY, HAZARD_TYPES
 

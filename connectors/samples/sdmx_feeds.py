@@ -1,11 +1,12 @@
 """Bundled SDMX sample feeds: one message per national statistics office, seeded and deterministic.
 
-`python -m connectors.samples.sdmx_feeds [--out sample_data/sdmx]` reads the city reference list
-(`dbt_project/seeds/ref_cities.csv`) and writes city-level SDG series (11.1.1 slums, 6.1.1 water,
-6.2.1 sanitation, 7.1.1 electricity, 1.4.2 secure tenure, 11.6.1 waste collection) for 2018-2023,
-alternating SDMX-JSON 2.0 and SDMX-CSV 2.0 (some CSV in `CODE: Name` label mode), so the demo and
-tests exercise every format offline. The values are synthetic but plausible, and a city's tenure
-and waste figures follow its slum and service levels; re-running gives byte-identical files.
+`python -m connectors.samples.sdmx_feeds [--out DIR]` reads the city reference list
+(`ref_cities.csv` in UF_REFERENCE_DIR) and writes city-level SDG series (11.1.1 slums,
+6.1.1 water, 6.2.1 sanitation, 7.1.1 electricity, 1.4.2 secure tenure, 11.6.1 waste collection)
+for 2018-2023, alternating SDMX-JSON 2.0 and SDMX-CSV 2.0 (some CSV in `CODE: Name` label mode),
+so the demo and tests exercise every format offline. The values are synthetic but plausible, and
+a city's tenure and waste figures follow its slum and service levels; re-running gives
+byte-identical files.
 """
 
 from __future__ import annotations
@@ -22,10 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from connectors.errors import ConfigError
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CITIES_CSV = REPO_ROOT / "dbt_project" / "seeds" / "ref_cities.csv"
-DEFAULT_OUT = REPO_ROOT / "sample_data" / "sdmx"
+from connectors.reference import City, load_cities
+from connectors.settings import Settings
 
 SEED = "urbanflow-sdmx-samples-v1"
 YEARS = tuple(range(2018, 2024))
@@ -186,25 +185,13 @@ INDICATORS = (
     ),
 )
 INDICATORS_BY_CODE = {indicator.code: indicator for indicator in INDICATORS}
+SLUM, WATER, ELECTRICITY = (
+    INDICATORS_BY_CODE[code] for code in ("EN_LND_SLUM", "SH_H2O_SAFE", "EG_ELC_ACCS")
+)
 
 
 @dataclass(frozen=True, slots=True)
-class City:
-    """One row of the city reference list (what the sample feeds and the sample world need)."""
-
-    code: str
-    name: str
-    country_iso3: str
-    country_iso2: str
-    country_name: str
-    population: int
-    is_secondary: bool
-    latitude: float
-    longitude: float
-
-
-@dataclass(frozen=True, slots=True)
-class Observation:
+class DataPoint:
     """One generated data point, before it is written as JSON or CSV."""
 
     city: City
@@ -213,25 +200,6 @@ class Observation:
     year: int
     value: float | None
     status: str
-
-
-def load_cities(path: Path = CITIES_CSV) -> list[City]:
-    """The seed list the warehouse also loads, so feeds and `ref_cities` always agree."""
-    with path.open(encoding="utf-8", newline="") as handle:
-        return [
-            City(
-                code=row["city_code"],
-                name=row["city_name"],
-                country_iso3=row["country_iso3"],
-                country_iso2=row["country_iso2"],
-                country_name=row["country_name"],
-                population=int(row["population"]),
-                is_secondary=row["is_secondary_city"] == "true",
-                latitude=float(row["latitude"]),
-                longitude=float(row["longitude"]),
-            )
-            for row in csv.DictReader(handle)
-        ]
 
 
 def series_values(city: City, indicator: Indicator) -> dict[str, list[float]]:
@@ -258,7 +226,7 @@ def series_values(city: City, indicator: Indicator) -> dict[str, list[float]]:
     return values
 
 
-def _observations(office: Office, cities: list[City]) -> list[Observation]:
+def _observations(office: Office, cities: list[City]) -> list[DataPoint]:
     """All observations of one office, in file order, with one reported-missing value."""
     observations = []
     for city in cities:
@@ -266,11 +234,11 @@ def _observations(office: Office, cities: list[City]) -> list[Observation]:
             for sex, values in series_values(city, indicator).items():
                 for year, value in zip(YEARS, values, strict=True):
                     status = "E" if year == PROVISIONAL_YEAR else "A"
-                    observations.append(Observation(city, indicator, sex, year, value, status))
+                    observations.append(DataPoint(city, indicator, sex, year, value, status))
     rng = random.Random(f"{SEED}:{office.agency}:missing")
     missing = rng.choice([o for o in observations if o.sex == "_T" and o.year != YEARS[0]])
     return [
-        Observation(o.city, o.indicator, o.sex, o.year, None, "M") if o is missing else o
+        DataPoint(o.city, o.indicator, o.sex, o.year, None, "M") if o is missing else o
         for o in observations
     ]
 
@@ -312,7 +280,7 @@ def _attribute(
     return attribute
 
 
-def render_json(office: Office, country: City, observations: list[Observation]) -> str:
+def render_json(office: Office, country: City, observations: list[DataPoint]) -> str:
     """SDMX-JSON 2.0, series-keyed (dimensionAtObservation=TIME_PERIOD), with names.
 
     `country` is any city of the country, for its ISO3 code and name.
@@ -390,7 +358,7 @@ def render_json(office: Office, country: City, observations: list[Observation]) 
     return json.dumps(message, indent=2, ensure_ascii=False) + "\n"
 
 
-def render_csv(office: Office, observations: list[Observation], *, labels: bool) -> str:
+def render_csv(office: Office, observations: list[DataPoint], *, labels: bool) -> str:
     """SDMX-CSV 2.0; with `labels`, headers read `ID: Name` and coded cells `CODE: Name`."""
 
     def coded(code: str, name: str) -> str:
@@ -454,11 +422,12 @@ def render_feeds(cities: Sequence[City]) -> dict[str, tuple[str, int]]:
     return feeds
 
 
-def write_feeds(out_dir: Path, cities_csv: Path = CITIES_CSV) -> dict[Path, int]:
-    """Write every feed under `out_dir`; returns each path with its observation count."""
+def write_feeds(out_dir: Path, cities: Sequence[City] | None = None) -> dict[Path, int]:
+    """Write every feed under `out_dir` (default cities: the reference list); returns each path
+    with its observation count."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
-    for name, (text, count) in render_feeds(load_cities(cities_csv)).items():
+    for name, (text, count) in render_feeds(load_cities() if cities is None else cities).items():
         path = out_dir / name
         path.write_bytes(text.encode("utf-8"))
         written[path] = count
@@ -467,11 +436,19 @@ def write_feeds(out_dir: Path, cities_csv: Path = CITIES_CSV) -> dict[Path, int]
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")
-    parser.add_argument("--cities", type=Path, default=CITIES_CSV, help="city reference CSV")
+    settings = Settings.from_env()
+    parser.add_argument(
+        "--out", type=Path, default=settings.sample_data_dir / "sdmx", help="output directory"
+    )
+    parser.add_argument(
+        "--reference-dir",
+        type=Path,
+        default=settings.reference_dir,
+        help="folder of the reference seeds (ref_cities.csv ...)",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    written = write_feeds(args.out, args.cities)
+    written = write_feeds(args.out, load_cities(args.reference_dir))
     print(
         f"wrote {len(written)} SDMX feeds ({sum(written.values())} observations) "
         f"to {args.out} in {time.perf_counter() - started:.2f}s"

@@ -15,7 +15,8 @@ from connectors.errors import ContractError
 from connectors.events import make_event
 from connectors.kafka.producer import EventProducer
 from connectors.kafka.topics import DLQ_SUFFIX
-from connectors.sources.state import StateStore
+from connectors.refusals import Refused, dead_letter_headers
+from connectors.sdk.state import StateStore
 
 
 @dataclass(frozen=True)
@@ -40,19 +41,6 @@ class Record:
     data: dict[str, Any]
     subject: str | None = None
     time: str | None = None
-
-
-@dataclass(frozen=True)
-class Rejected:
-    """Input the source read but could not turn into a valid event (an IATI activity without an
-    identifier, a row with a bad number ...). It goes to `<stream topic>.dlq` with the reason, and
-    the rest of the input still loads."""
-
-    stream: Stream
-    key: str
-    payload: bytes
-    reason: str
-    error_class: str = "source"
 
 
 @dataclass(frozen=True)
@@ -93,15 +81,20 @@ class Source(ABC):
         return []
 
     @abstractmethod
-    def read(self, config: Any, state: dict[str, Any]) -> Iterator[Record | Rejected | Checkpoint]:
-        """Yield records, rejects and checkpoints. Raise SourceFormatError when a whole input is
-        unreadable (naming it); yield Rejected for a single bad item inside a readable input."""
+    def read(self, config: Any, state: dict[str, Any]) -> Iterator[Record | Refused | Checkpoint]:
+        """Yield records, refusals and checkpoints. Raise SourceFormatError when a whole input is
+        unreadable (naming it); yield a `Refused` (with its `stream`) for a single bad item
+        inside a readable input."""
 
 
 def run_source(
     source: Source, config: Any, producer: EventProducer, store: StateStore
 ) -> RunReport:
-    """Deliver everything `source.read` yields; persist state only at confirmed checkpoints."""
+    """Deliver everything `source.read` yields; persist state only at confirmed checkpoints.
+
+    A `Refused` item (or a record its contract refuses) goes to its stream's dead-letter topic
+    with the reason in the headers, and the rest still loads.
+    """
     started = time.monotonic()
     report = RunReport(source=source.name)
     pending = 0  # items queued since the last confirmed checkpoint
@@ -123,21 +116,16 @@ def run_source(
                     time=item.time,
                 )
             except ContractError as exc:
-                item = Rejected(
-                    item.stream, item.key, orjson.dumps(item.data), str(exc), "contract"
+                item = Refused(
+                    str(exc),
+                    key=item.key,
+                    payload=orjson.dumps(item.data),
+                    error_class="contract",
+                    event_id=item.event_id,
+                    stream=item.stream,
                 )
-        if isinstance(item, Rejected):
-            producer.send_raw(
-                item.stream.topic + DLQ_SUFFIX,
-                item.payload,
-                key=item.key,
-                headers=[
-                    ("uf.error.class", item.error_class.encode()),
-                    ("uf.error.reason", item.reason.encode()[:4000]),
-                    ("uf.contract", item.stream.event_type.encode()),
-                    ("uf.source", source.name.encode()),
-                ],
-            )
+        if isinstance(item, Refused):
+            send_dead_letter(source, item, producer)
             report.rejected += 1
             pending += 1
             continue
@@ -149,3 +137,18 @@ def run_source(
     report.sent = sum(report.by_stream.values())  # every one confirmed, or confirm() raised
     report.seconds = time.monotonic() - started
     return report
+
+
+def send_dead_letter(source: Source, refused: Refused, producer: EventProducer) -> None:
+    """`refused` to `<stream topic>.dlq`, headers naming the error, the contract and the source."""
+    stream = refused.stream
+    if not isinstance(stream, Stream):
+        raise TypeError(f"source {source.name!r} refused an item without its stream: {refused!r}")
+    if not refused.contract:
+        refused = refused.replace(contract=stream.event_type)
+    producer.send_raw(
+        stream.topic + DLQ_SUFFIX,
+        refused.payload or b"",
+        key=refused.key,
+        headers=dead_letter_headers(refused, {"source": source.name}),
+    )

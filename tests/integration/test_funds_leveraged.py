@@ -17,10 +17,10 @@ import pytest
 from connectors.kafka.producer import EventProducer
 from connectors.kafka.topics import apply_topics, load_topics
 from connectors.sdk import run_source
+from connectors.sdk.state import StateStore
 from connectors.sink import Sink
 from connectors.sources import iati
 from connectors.sources.iati.helpers import IatiActivity, parse_iati_activities
-from connectors.sources.state import StateStore
 from connectors.transform import run_dbt
 
 pytestmark = pytest.mark.integration

@@ -20,12 +20,12 @@ from test_indicator_sources import _end_offsets, _read_from
 
 from connectors.kafka.producer import EventProducer
 from connectors.kafka.topics import apply_topics, load_topics
-from connectors.samples.sdmx_feeds import load_cities
+from connectors.reference import load_cities
 from connectors.sdk import load_config, run_source
+from connectors.sdk.state import StateStore
 from connectors.settings import SOURCE_TREE as REPO_ROOT
 from connectors.sink import Sink
 from connectors.sources import gdacs
-from connectors.sources.state import StateStore
 from connectors.transform import run_dbt
 
 pytestmark = pytest.mark.integration

@@ -24,11 +24,11 @@ from connectors.demo import send_partner_results
 from connectors.kafka.producer import EventProducer
 from connectors.kafka.topics import apply_topics, load_topics
 from connectors.sdk import load_config, run_source
+from connectors.sdk.state import StateStore
 from connectors.settings import Settings
 from connectors.sink import Sink
 from connectors.sources import iati
 from connectors.sources.registry import get_source
-from connectors.sources.state import StateStore
 from connectors.transform import run_dbt
 
 pytestmark = pytest.mark.integration

@@ -16,10 +16,10 @@ from kafka import KafkaConsumer
 from connectors.kafka.producer import EventProducer
 from connectors.kafka.topics import TopicSpec, apply_topics, load_topics
 from connectors.sdk import Record, run_source
+from connectors.sdk.state import StateStore
 from connectors.settings import Settings
 from connectors.sink import Sink
 from connectors.sources import iati
-from connectors.sources.state import StateStore
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "iati"

@@ -16,9 +16,9 @@ from kafka import KafkaConsumer, TopicPartition
 from connectors.kafka.producer import EventProducer
 from connectors.kafka.topics import apply_topics, load_topics
 from connectors.sdk import Record, load_config, run_source
+from connectors.sdk.state import StateStore
 from connectors.sink import Sink
 from connectors.sources import hxl, unsdg, worldbank
-from connectors.sources.state import StateStore
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -68,7 +68,7 @@ def _read_from(bootstrap: str, starts: dict[TopicPartition, int]) -> list:
         consumer.seek(partition, offset)
     wanted = sum(ends[p] - starts[p] for p in starts)
     messages: list = []
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 300
     while len(messages) < wanted and time.monotonic() < deadline:
         for batch in consumer.poll(timeout_ms=500).values():
             messages.extend(batch)

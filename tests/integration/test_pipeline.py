@@ -16,12 +16,13 @@ from kafka import KafkaConsumer, TopicPartition
 
 from connectors.kafka.producer import EventProducer
 from connectors.kafka.topics import apply_topics, load_topics
-from connectors.samples.sdmx_feeds import load_cities, render_feeds
+from connectors.reference import load_cities
+from connectors.samples.sdmx_feeds import render_feeds
 from connectors.sdk import load_config, run_source
+from connectors.sdk.state import StateStore
 from connectors.settings import Settings
 from connectors.sink import Sink
 from connectors.sources import sdmx
-from connectors.sources.state import StateStore
 from connectors.transform import run_dbt
 
 pytestmark = pytest.mark.integration

@@ -20,11 +20,11 @@ import pytest
 from connectors.kafka.producer import EventProducer
 from connectors.kafka.topics import apply_topics, load_topics
 from connectors.sdk import load_config, run_source
+from connectors.sdk.state import StateStore
 from connectors.settings import Settings
 from connectors.sink import Sink
 from connectors.sources import iati
 from connectors.sources.registry import get_source
-from connectors.sources.state import StateStore
 from connectors.transform import refresh_warehouse, run_dbt
 
 pytestmark = pytest.mark.integration
@@ -335,7 +335,7 @@ def test_theme_marts_match_the_fixture_files_and_incremental_equals_full_refresh
     run_dbt(settings, ["build", "--full-refresh"], capture=True)
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         assert ("staging", "stg_iati__transactions") in tables
-        assert ("intermediate", "int_indicator_observations") in tables
+        assert ("intermediate", "int_indicators__observations") in tables
         for schema, table in tables:
             copy = f"incremental_copy.{schema}__{table}"
             columns = _comparable_columns(con, schema, table)

@@ -10,8 +10,8 @@ from local_http import serve
 
 from connectors.contracts import get_contract
 from connectors.errors import ConfigError, SourceFormatError
-from connectors.samples.sdmx_feeds import load_cities
-from connectors.sdk import Checkpoint, Record, Rejected, load_config
+from connectors.reference import load_cities
+from connectors.sdk import Checkpoint, Record, Refused, load_config
 from connectors.sources import gdacs
 from connectors.sources.gdacs.helpers import HazardEpisode, nearest_city, parse_feed
 from connectors.sources.registry import all_sources
@@ -169,7 +169,7 @@ def test_each_kind_of_bad_feature_is_a_dead_letter_naming_file_feature_and_reaso
 def test_bad_features_go_to_the_dlq_and_the_good_one_in_the_same_feed_still_loads():
     items = _read([str(BAD)])
 
-    rejected = [i for i in items if isinstance(i, Rejected)]
+    rejected = [i for i in items if isinstance(i, Refused)]
     records = [i for i in items if isinstance(i, Record)]
     assert len(rejected) == 11 and {r.stream.topic for r in rejected} == {gdacs.TOPIC}
     assert [(r.key, r.data["city_code"], r.data["people_affected"]) for r in records] == [

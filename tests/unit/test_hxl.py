@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import re
 import shutil
+import zipfile
 from pathlib import Path
 
 import orjson
@@ -11,7 +14,7 @@ from local_http import serve
 
 from connectors.contracts import get_contract
 from connectors.errors import ConfigError, SourceFormatError
-from connectors.sdk import Checkpoint, Record, Rejected, load_config
+from connectors.sdk import Checkpoint, Record, Refused, load_config
 from connectors.sources import hxl
 from connectors.sources.hxl.helpers import column_letter, parse_columns
 
@@ -112,6 +115,52 @@ def test_xlsx_hashtag_row_below_a_title_is_found_and_excel_dates_are_read():
     )
 
 
+def _with_sheet(workbook: bytes, edit) -> bytes:
+    """The workbook with its first sheet's XML passed through `edit`."""
+    source, out = zipfile.ZipFile(io.BytesIO(workbook)), io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = edit(data)
+            target.writestr(item, data)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("declared", ["A1:B2", "C4:D5", "A1:XFD1048576"])
+def test_xlsx_with_wrong_declared_dimensions_is_read_whole(tmp_path, declared):
+    path = tmp_path / DTM_XLSX.name
+    path.write_bytes(
+        _with_sheet(
+            DTM_XLSX.read_bytes(),
+            lambda xml: re.sub(
+                rb'<dimension ref="[^"]*"', f'<dimension ref="{declared}"'.encode(), xml
+            ),
+        )
+    )
+
+    expected = [r.data for r in _records(_read([DTM_XLSX]))]
+    assert [r.data for r in _records(_read([path]))] == expected and len(expected) == 23
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (lambda xlsx: xlsx[: len(xlsx) // 2], "not a readable XLSX workbook"),
+        (lambda xlsx: _with_sheet(xlsx, lambda xml: xml[:-40]), "not a readable XLSX sheet"),
+    ],
+    ids=["truncated file", "broken sheet XML"],
+)
+def test_broken_xlsx_is_refused_naming_the_file(tmp_path, content, problem):
+    path = tmp_path / "broken.xlsx"
+    path.write_bytes(content(DTM_XLSX.read_bytes()))
+
+    with pytest.raises(SourceFormatError, match=problem) as raised:
+        _read([path])
+
+    assert raised.value.origin == str(path)
+
+
 def test_every_record_satisfies_the_hxl_contract():
     contract = get_contract("org.urbanflow.hxl.record.v1")
     for record in _records(_read([DTM_CSV, DTM_XLSX])):
@@ -172,7 +221,7 @@ def test_row_with_a_country_name_in_the_iso3_column_goes_to_the_dlq(tmp_path):
 
     out = _read([path])
 
-    assert [i.reason for i in out if isinstance(i, Rejected)] == [
+    assert [i.reason for i in out if isinstance(i, Refused)] == [
         f"{path}:3: column A (#country+code): 'SOMALIA' is not an ISO 3166 alpha-3 code"
     ]
     assert [r.data["value"] for r in _records(out)] == [48210]
@@ -181,7 +230,7 @@ def test_row_with_a_country_name_in_the_iso3_column_goes_to_the_dlq(tmp_path):
 def test_bad_number_row_goes_to_the_dlq_with_file_line_and_column_and_the_rest_loads():
     out = _read([BAD_NUMBER])
 
-    rejects = [i for i in out if isinstance(i, Rejected)]
+    rejects = [i for i in out if isinstance(i, Refused)]
     assert [r.reason for r in rejects] == [
         f"{BAD_NUMBER}:4: column H (#affected+f+idps): '11,38O' is not a count of people"
     ]

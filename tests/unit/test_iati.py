@@ -12,10 +12,10 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from connectors.errors import SourceFormatError
 from connectors.events import make_event
-from connectors.sdk import Checkpoint, Record, Rejected, run_source
+from connectors.sdk import Checkpoint, Record, Refused, run_source
+from connectors.sdk.state import StateStore
 from connectors.sources import iati
 from connectors.sources.iati.helpers import IatiFile, parse_iati_activities
-from connectors.sources.state import StateStore
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "iati"
@@ -226,15 +226,15 @@ def test_invalid_activity_is_rejected_with_its_reason_and_the_others_parse():
         "GB-CHC-1180001-CGP-CLM-06",
     ]
     (rejected,) = parsed.rejected
-    assert rejected.identifier == "GB-CHC-1180001-GUL-WTR-05"
-    assert rejected.line == 46
+    assert rejected.key == "GB-CHC-1180001-GUL-WTR-05"
+    assert (rejected.line, rejected.error_class) == (46, "invalid_activity")
     assert rejected.reason == (
         "one_invalid_activity.xml:46: activity GB-CHC-1180001-GUL-WTR-05: "
         "transaction[1]/value: '1,250,000,000' is not a decimal number"
     )
-    assert rejected.xml.startswith(b"<iati-activity ")
-    assert rejected.xml.endswith(b"</iati-activity>")
-    assert b"GB-CHC-1180001-GUL-WTR-05" in rejected.xml
+    assert rejected.payload.startswith(b"<iati-activity ")
+    assert rejected.payload.endswith(b"</iati-activity>")
+    assert b"GB-CHC-1180001-GUL-WTR-05" in rejected.payload
 
 
 @pytest.mark.parametrize(
@@ -416,7 +416,7 @@ def test_older_last_updated_datetime_is_not_sent(tmp_path):
 
 def test_dead_letter_of_an_activity_without_identifier_is_keyed_by_file_and_line(tmp_path):
     path = _variant(tmp_path, f"<iati-identifier>{NAIROBI}</iati-identifier>", "")
-    (dead,) = [i for i in _read([path]) if isinstance(i, Rejected)]
+    (dead,) = [i for i in _read([path]) if isinstance(i, Refused)]
     assert dead.key == f"{path}:5"
     assert "iati-identifier: missing or empty" in dead.reason
 

@@ -5,15 +5,22 @@ from __future__ import annotations
 import csv
 from collections import defaultdict
 
-from connectors.samples import world
+from connectors.samples import iati as world_iati
+from connectors.samples.partners import PARTNERS
+from connectors.settings import Settings
 from connectors.sources.iati.helpers import parse_iati_activities
 
-PARTNERS_CSV = world.SEEDS_DIR / "ref_partners.csv"
-CO_FINANCIER_TYPES = {world.LOCAL_GOVERNMENT, world.MULTILATERAL, world.PRIVATE_SECTOR}
+SETTINGS = Settings.from_env()
+PARTNERS_CSV = SETTINGS.reference_dir / "ref_partners.csv"
+CO_FINANCIER_TYPES = {
+    world_iati.LOCAL_GOVERNMENT,
+    world_iati.MULTILATERAL,
+    world_iati.PRIVATE_SECTOR,
+}
 
 
 def _activities() -> list:
-    files = sorted((world.DEFAULT_OUT / "iati").glob("*.xml"))
+    files = sorted((SETTINGS.sample_data_dir / "iati").glob("*.xml"))
     return [a for p in files for a in parse_iati_activities(p.read_bytes(), str(p)).activities]
 
 
@@ -21,8 +28,8 @@ def test_ref_partners_seed_lists_the_sample_world_partners_with_their_core_funde
     with PARTNERS_CSV.open(encoding="utf-8", newline="") as handle:
         seed = {row["partner_code"]: row for row in csv.DictReader(handle)}
 
-    assert sorted(seed) == sorted(p.slug for p in world.PARTNERS)
-    for partner in world.PARTNERS:
+    assert sorted(seed) == sorted(p.slug for p in PARTNERS)
+    for partner in PARTNERS:
         row = seed[partner.slug]
         assert (row["iati_org_ref"], row["partner_name"]) == (partner.ref, partner.name)
         assert row["iati_org_type_code"] == partner.org_type
@@ -35,7 +42,7 @@ def test_ref_partners_seed_lists_the_sample_world_partners_with_their_core_funde
 
 
 def test_every_activity_gets_its_donor_grant_and_about_half_get_co_financing() -> None:
-    funders = {p.ref: p.funder for p in world.PARTNERS}
+    funders = {p.ref: p.funder for p in PARTNERS}
     co_financed = 0
     for activity in _activities():
         incoming = [t for t in activity.transactions if t["type_code"] in {"1", "11", "13"}]
@@ -64,7 +71,7 @@ def test_co_financiers_commit_before_paying_and_private_investors_pay_without_co
     for (_, provider_type), dated in flows.items():
         codes = [code for _, code in sorted(dated)]
         assert codes.count("1") == 2
-        if provider_type == world.PRIVATE_SECTOR:
+        if provider_type == world_iati.PRIVATE_SECTOR:
             assert "11" not in codes
         else:
             assert codes[0] == "11"

@@ -9,22 +9,26 @@ from pathlib import Path
 
 import pytest
 
-from connectors.api.app import RESULT_TYPE
-from connectors.api.app import read_table as read_result_table
+from connectors.api.checks import RESULT_TYPE
+from connectors.api.files import read_table as read_result_table
 from connectors.contracts import get_contract
+from connectors.reference import city_countries, load_cities, load_sector_themes
 from connectors.samples import world
-from connectors.samples.sdmx_feeds import load_cities
+from connectors.samples.hxl import HXL_ROUNDS
+from connectors.samples.partners import PARTNERS, THEMES
+from connectors.samples.unsdg import m49_codes
+from connectors.samples.utilities import latest_sdmx_share
+from connectors.settings import Settings
 from connectors.sources.gdacs.helpers import HazardEpisode, parse_feed
-from connectors.sources.hxl.helpers import HxlRow, parse_rows, read_table
-from connectors.sources.hxl.helpers import load_cities as hxl_cities
-from connectors.sources.hxl.settings import CITIES_SEED
+from connectors.sources.hxl.helpers import HxlRow, parse_rows
 from connectors.sources.iati.helpers import IatiFile, parse_iati_activities
 from connectors.sources.unsdg.helpers import parse_sdg_page
 from connectors.sources.utilities import known_cities
 from connectors.sources.utilities.helpers import parse_kpi_csv
 from connectors.sources.worldbank.helpers import parse_worldbank_page
+from connectors.tables import table_rows
 
-SAMPLES = world.DEFAULT_OUT
+SAMPLES = Settings.from_env().sample_data_dir
 CITIES = {city.code: city for city in load_cities()}
 
 
@@ -39,8 +43,8 @@ def _iati() -> list[IatiFile]:
 
 
 def _hxl_rows(path: Path) -> list:
-    table = read_table(path.read_bytes(), str(path))
-    return list(parse_rows(table, str(path), path.name, hxl_cities(CITIES_SEED)))
+    table = list(table_rows(str(path), path.read_bytes()))
+    return list(parse_rows(table, str(path), path.name, city_countries()))
 
 
 def test_generator_is_deterministic_and_matches_the_committed_files(tmp_path: Path) -> None:
@@ -77,20 +81,20 @@ def test_generator_cli_reports_what_it_wrote(
 def test_programmes_cover_at_least_24_cities_in_10_countries_and_all_six_themes() -> None:
     activities = [a for f in _iati() for a in f.activities]
     sector_themes = {
-        code: theme for theme, codes in world.load_sector_themes().items() for code, _ in codes
+        code: theme for theme, codes in load_sector_themes().items() for code, _ in codes
     }
     themes = {sector_themes[s["code"]] for a in activities for s in a.data["sectors"]}
     cities = {a.city_code for a in activities}
 
     assert len(activities) == 56
     assert len(cities) == 44 and len({CITIES[c].country_iso3 for c in cities}) == 17
-    assert themes == set(world.THEMES)
+    assert themes == set(THEMES)
 
 
 def test_every_iati_file_parses_with_zero_rejected_activities() -> None:
     files = _iati()
 
-    assert [Path(f.origin).stem for f in files] == sorted(p.slug for p in world.PARTNERS)
+    assert [Path(f.origin).stem for f in files] == sorted(p.slug for p in PARTNERS)
     assert all(f.version == "2.03" and not f.rejected for f in files)
     assert all(a.last_updated and a.city_code for f in files for a in f.activities)
 
@@ -139,11 +143,12 @@ def test_every_hxl_file_parses_with_zero_bad_rows_and_resolves_every_city() -> N
         rows = _hxl_rows(path)
 
         assert all(isinstance(row, HxlRow) for row in rows)
-        assert len(rows) == 14 * len(world.HXL_ROUNDS)
+        assert len(rows) == 14 * len(HXL_ROUNDS)
         assert all(r["city_code"] in CITIES for row in rows for r in row.records)
 
 
 def test_hxl_totals_equal_female_plus_male_counts() -> None:
+    checked = 0
     for path in _files("hxl", "*.csv"):
         for row in _hxl_rows(path):
             by_group: dict[str, dict[str, float]] = defaultdict(dict)
@@ -153,6 +158,8 @@ def test_hxl_totals_equal_female_plus_male_counts() -> None:
             for group, values in by_group.items():
                 if {"female", "male"} <= set(values):
                     assert values["total"] == values["female"] + values["male"], (group, row.row)
+                    checked += 1
+    assert checked > 0, "no HXL row had female, male and total counts to compare"
 
 
 def test_world_bank_pages_parse_with_one_aggregate_skipped_per_indicator() -> None:
@@ -161,7 +168,7 @@ def test_world_bank_pages_parse_with_one_aggregate_skipped_per_indicator() -> No
         for p in _files("worldbank", "*.json")
     ]
 
-    assert not any(page.bad for page in pages)
+    assert not any(page.refused for page in pages)
     assert sum(page.skipped for page in pages) == 2
     assert sum(len(page.observations) for page in pages) == 17 * (3 + 5)
 
@@ -177,14 +184,14 @@ def test_un_sdg_pages_parse_and_match_the_world_bank_slum_totals() -> None:
         for p in _files("worldbank", "en_pop_slum*.json")
         for o in parse_worldbank_page(p.read_bytes(), str(p), "WB:WDI(1.0)").observations
     }
-    m49 = {v: k for k, v in world._m49_codes().items()}
+    m49 = {v: k for k, v in m49_codes().items()}
     totals = {
         (m49[o.dimensions["REF_AREA"]], o.time_period): o.value
         for o in observations
         if o.dimensions["SEX"] == "_T"
     }
 
-    assert not any(page.bad for page in pages)
+    assert not any(page.refused for page in pages)
     assert len(observations) == 17 * 3 * 3
     assert totals == wb
 
@@ -205,13 +212,14 @@ def test_kpi_coverage_agrees_with_the_city_sdmx_water_and_electricity_shares() -
     path = SAMPLES / "utilities" / "kpi_2024_01.csv"
     rows, _ = parse_kpi_csv(path.read_text(encoding="utf-8"), str(path), known_cities())
 
+    assert {row["service"] for row in rows} == {"water", "electricity"}
     for row in rows:
         city = CITIES[row["city_code"]]
         if row["service"] == "water":
-            safe = world.latest_sdmx_share(city, "SH_H2O_SAFE")
+            safe = latest_sdmx_share(city, "SH_H2O_SAFE")
             assert safe + 3.5 <= row["coverage_pct"] <= min(99.5, safe + 14.5), row
         else:
-            access = world.latest_sdmx_share(city, "EG_ELC_ACCS")
+            access = latest_sdmx_share(city, "EG_ELC_ACCS")
             assert access - 2.5 <= row["coverage_pct"] <= access + 1.5, row
 
 

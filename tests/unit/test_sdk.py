@@ -8,9 +8,18 @@ import msgspec
 import pytest
 
 from connectors.errors import ConfigError, DeliveryError
-from connectors.sdk import Checkpoint, Record, Secret, Source, Stream, load_config, run_source
+from connectors.sdk import (
+    Checkpoint,
+    Record,
+    Refused,
+    Secret,
+    Source,
+    Stream,
+    load_config,
+    run_source,
+)
+from connectors.sdk.state import StateStore
 from connectors.sources.registry import all_sources, get_source
-from connectors.sources.state import StateStore
 
 STREAM = Stream("things", "test.things.v1", "org.urbanflow.stats.observation.v1", key="id")
 DATA = {
@@ -111,6 +120,38 @@ def test_a_record_breaking_its_contract_goes_to_the_dlq_and_the_rest_is_sent(tmp
     assert dead["headers"]["uf.error.class"] == b"contract"
     assert b"dataflow" in dead["headers"]["uf.error.reason"]
     assert event["id"] == "good"
+
+
+def test_a_refused_item_goes_to_its_streams_dlq_with_the_reason_in_the_headers(tmp_path):
+    class Refusing(TwoCheckpoints):
+        def read(self, config, state):
+            yield Refused(
+                "f.csv:3 value: 'x' is not a number", key="k1", payload=b"row 3", stream=STREAM
+            )
+            yield Refused("bad version", key="k2", payload=b"{}", contract="x.v2", stream=STREAM)
+
+    producer = FakeProducer()
+    report = run_source(Refusing(), Config(inputs=[]), producer, StateStore(tmp_path, "r"))
+
+    assert (report.sent, report.rejected) == (0, 2)
+    (topic, first), (_, second) = producer.queued
+    assert topic == "test.things.v1.dlq" and first["value"] == b"row 3"
+    assert list(first["headers"].items()) == [
+        ("uf.error.class", b"source"),
+        ("uf.error.reason", b"f.csv:3 value: 'x' is not a number"),
+        ("uf.contract", STREAM.event_type.encode()),
+        ("uf.source", b"two"),
+    ]
+    assert second["headers"]["uf.contract"] == b"x.v2"  # the item's own contract wins
+
+
+def test_a_refused_item_without_its_stream_is_a_source_bug_named_at_once(tmp_path):
+    class Streamless(TwoCheckpoints):
+        def read(self, config, state):
+            yield Refused("no stream", key="k", payload=b"")
+
+    with pytest.raises(TypeError, match="source 'two' refused an item without its stream"):
+        run_source(Streamless(), Config(inputs=[]), FakeProducer(), StateStore(tmp_path, "s"))
 
 
 def test_registry_discovers_source_packages_and_names_unknown_ones():

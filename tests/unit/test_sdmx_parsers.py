@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import copy
-import csv
 import json
-import re
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +14,8 @@ from jsonschema import Draft202012Validator
 
 from connectors.errors import SourceFormatError
 from connectors.samples import sdmx_feeds
-from connectors.sources.sdmx.helpers import SdmxObservation, parse_sdmx_csv, parse_sdmx_json
+from connectors.sources.observations import Observation
+from connectors.sources.sdmx.helpers import parse_sdmx_csv, parse_sdmx_json
 from connectors.sources.sdmx.settings import ACCEPT_HEADERS, detect_format
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,19 +24,19 @@ SAMPLES = REPO / "sample_data" / "sdmx"
 CONTRACT = REPO / "connectors" / "contracts" / "org.urbanflow.stats.observation.v1.json"
 
 
-def _json_fixture(name: str) -> list[SdmxObservation]:
+def _json_fixture(name: str) -> list[Observation]:
     return parse_sdmx_json((FIXTURES / name).read_bytes(), name)
 
 
-def _csv_fixture(name: str) -> list[SdmxObservation]:
+def _csv_fixture(name: str) -> list[Observation]:
     return parse_sdmx_csv((FIXTURES / name).read_text(encoding="utf-8"), name)
 
 
-def _by_key(observations: list[SdmxObservation]) -> dict[tuple[str, str], SdmxObservation]:
+def _by_key(observations: list[Observation]) -> dict[tuple[str, str], Observation]:
     return {(o.series_key, o.time_period): o for o in observations}
 
 
-def _parse_sample(path: Path) -> list[SdmxObservation]:
+def _parse_sample(path: Path) -> list[Observation]:
     if path.suffix == ".json":
         return parse_sdmx_json(path.read_bytes(), str(path))
     return parse_sdmx_csv(path.read_text(encoding="utf-8"), str(path))
@@ -638,32 +637,3 @@ def test_generator_cli_reports_what_it_wrote(
     assert summary.startswith(
         f"wrote 17 SDMX feeds ({_sample_grid_size()} observations) to {tmp_path} in "
     )
-
-
-def test_city_reference_list_has_unique_locodes_in_many_countries() -> None:
-    with sdmx_feeds.CITIES_CSV.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        rows = list(reader)
-        assert reader.fieldnames == [
-            "city_code",
-            "city_name",
-            "country_iso3",
-            "country_iso2",
-            "country_name",
-            "population",
-            "is_secondary_city",
-            "latitude",
-            "longitude",
-        ]
-    codes = [row["city_code"] for row in rows]
-
-    assert len(rows) >= 28
-    assert len({row["country_iso3"] for row in rows}) >= 12
-    assert len(codes) == len(set(codes))
-    for row in rows:
-        assert re.fullmatch(r"[A-Z]{5}", row["city_code"])
-        assert row["city_code"].startswith(row["country_iso2"])
-        assert int(row["population"]) > 50_000
-        assert row["is_secondary_city"] in {"true", "false"}
-        assert re.fullmatch(r"-?\d{1,3}\.\d{4}", row["latitude"])
-        assert re.fullmatch(r"-?\d{1,3}\.\d{4}", row["longitude"])

@@ -10,7 +10,7 @@ from local_http import serve
 
 from connectors.contracts import get_contract
 from connectors.errors import SourceFormatError
-from connectors.sdk import Checkpoint, Record, Rejected, load_config
+from connectors.sdk import Checkpoint, Record, Refused, load_config
 from connectors.sources import unsdg
 from connectors.sources.unsdg.helpers import parse_sdg_page, parse_value
 
@@ -92,7 +92,7 @@ def test_bounded_value_goes_to_the_dlq_naming_page_and_index_and_the_rest_loads(
 
     out = _read([str(broken)])
 
-    rejects = [i for i in out if isinstance(i, Rejected)]
+    rejects = [i for i in out if isinstance(i, Refused)]
     assert [(r.key, r.reason) for r in rejects] == [
         ("EN_LND_SLUM.800", f"{broken}: data[4]: value '>95' is not a number")
     ]

@@ -10,12 +10,13 @@ import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 
 from connectors.contracts import get_contract
 from connectors.errors import ConfigError, SourceFormatError
 from connectors.sdk import Checkpoint, Record, load_config, run_source
-from connectors.sources.state import StateStore
+from connectors.sdk.state import StateStore
 from connectors.sources.utilities import (
     SOURCE,
     Clock,
@@ -297,7 +298,10 @@ def test_kpi_bad_rows_are_rejected_naming_file_line_and_column_and_the_rest_load
         f"{origin}:4 hours_of_supply_per_day: 'n/a' is not a number",
         f"{origin}:5 city_code: 'XXABC' is not a city in ref_cities",
     ]
-    assert rejects[0].cells["coverage_pct"] == "140" and rejects[0].key == "UGKLA"
+    payload = orjson.loads(rejects[0].payload)
+    assert (payload["source_file"], payload["row"]) == ("kpi_2025_02.csv", 3)
+    assert payload["cells"]["coverage_pct"] == "140" and rejects[0].key == "UGKLA"
+    assert [r.line for r in rejects] == [3, 4, 5]
 
 
 def test_kpi_non_revenue_water_is_required_for_water_and_refused_for_electricity():

@@ -10,7 +10,7 @@ from local_http import serve
 
 from connectors.contracts import get_contract
 from connectors.errors import ConfigError, SourceFormatError
-from connectors.sdk import Checkpoint, Record, Rejected, load_config
+from connectors.sdk import Checkpoint, Record, Refused, load_config
 from connectors.sources import worldbank
 from connectors.sources.worldbank.helpers import parse_worldbank_page, time_period
 
@@ -53,12 +53,12 @@ def test_aggregate_rows_without_iso3_code_are_skipped_and_counted_not_rejected()
     page = _page(2)
 
     assert page.skipped == 2
-    assert page.bad == []
+    assert page.refused == []
     assert {o.dimensions["REF_AREA"] for o in page.observations} == {"UGA"}
 
 
 def test_skipped_aggregates_are_counted_in_the_log(caplog):
-    with caplog.at_level("INFO", logger="connectors.sources.common"):
+    with caplog.at_level("INFO", logger="connectors.sources.observations"):
         _read([str(p) for p in PAGES])
 
     assert "worldbank: 2 aggregate rows (regions, income groups: no ISO3 code) skipped" in (
@@ -88,7 +88,7 @@ def test_item_with_unreadable_date_goes_to_the_dlq_and_the_rest_of_the_page_load
 
     out = _read([str(broken)])
 
-    rejects = [i for i in out if isinstance(i, Rejected)]
+    rejects = [i for i in out if isinstance(i, Refused)]
     assert [r.reason for r in rejects] == [
         f"{broken}: [1][2]: date '2016-2017' is not a year, YYYYQn or YYYYMmm"
     ]

@@ -12,21 +12,14 @@ confirmed them), so a re-run sends nothing and a feed's next episode is sent onc
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import cache
 from typing import Annotated
 
 import msgspec
 
 from connectors.events import stable_event_id
-from connectors.samples.sdmx_feeds import City, load_cities
-from connectors.sdk import Checkpoint, Record, Rejected, Source, Stream
-from connectors.sources.common import (
-    BadItem,
-    expand_paths,
-    fetch,
-    input_problems,
-    split_inputs,
-)
+from connectors.reference import load_cities
+from connectors.sdk import Checkpoint, Record, Refused, Source, Stream
+from connectors.sources.common import expand_paths, fetch, input_problems, split_inputs
 from connectors.sources.gdacs.helpers import HazardEpisode, parse_feed
 from connectors.sources.gdacs.settings import ACCEPT, DEFAULT_RADIUS_KM, INPUT_SUFFIXES
 
@@ -59,20 +52,16 @@ def source_urn(config: GdacsConfig) -> str:
     return f"urn:hazard:{config.feed}"
 
 
-@cache
-def _cities() -> tuple[City, ...]:
-    return tuple(load_cities())
-
-
-def read_feeds(config: GdacsConfig) -> list[HazardEpisode | BadItem]:
+def read_feeds(config: GdacsConfig) -> list[HazardEpisode | Refused]:
     """Every input read and parsed, in order; raises on the first malformed feed."""
     paths, urls = split_inputs(config.inputs)
     payloads = [(str(p), p.read_bytes()) for p in expand_paths(paths, INPUT_SUFFIXES)]
     payloads += [(url, fetch(url, ACCEPT, config.timeout_s)[0]) for url in urls]
+    cities = load_cities()
     return [
         item
         for origin, payload in payloads
-        for item in parse_feed(payload, origin, _cities(), config.radius_km)
+        for item in parse_feed(payload, origin, cities, config.radius_km)
     ]
 
 
@@ -85,11 +74,10 @@ class GdacsSource(Source):
     def check(self, config: GdacsConfig) -> list[str]:
         return input_problems(config.inputs, ACCEPT, config.timeout_s)
 
-    def read(self, config: GdacsConfig, state: dict) -> Iterator[Record | Rejected | Checkpoint]:
-        """Parse every feed first; then rejects, then each event's new episodes in order."""
+    def read(self, config: GdacsConfig, state: dict) -> Iterator[Record | Refused | Checkpoint]:
+        """Parse every feed first; then refusals, then each event's new episodes in order."""
         items = read_feeds(config)
-        for bad in (i for i in items if isinstance(i, BadItem)):
-            yield Rejected(EVENTS, bad.key, bad.payload, bad.reason)
+        yield from (i.replace(stream=EVENTS) for i in items if isinstance(i, Refused))
         source = source_urn(config)
         sent: dict[str, int] = dict(state.get("episodes", {}))
         episodes = sorted(

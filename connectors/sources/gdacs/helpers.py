@@ -2,7 +2,7 @@
 
 Pure functions over bytes already read. A payload that is not a GeoJSON FeatureCollection is
 refused whole; a single feature that cannot become an event (unknown event type, bad date, no
-place, a people count that is not a count ...) is returned as a `BadItem` for the dead-letter
+place, a people count that is not a count ...) is returned as a `Refused` for the dead-letter
 topic with the reason, and the rest of the feed loads.
 
 Placing an episode: a `city_code` property names the city outright (enriched feeds, the sample
@@ -22,8 +22,8 @@ from typing import Any
 import orjson
 
 from connectors.errors import SourceFormatError
-from connectors.samples.sdmx_feeds import City
-from connectors.sources.common import BadItem
+from connectors.reference import City
+from connectors.refusals import Refused
 from connectors.sources.gdacs.settings import (
     AFFECTED_SENDAI_NAME,
     ALERT_LEVELS,
@@ -272,7 +272,7 @@ def _feature_key(feature: Any) -> str:
 
 def parse_feed(
     payload: bytes, origin: str, cities: Sequence[City], radius_km: float
-) -> list[HazardEpisode | BadItem]:
+) -> list[HazardEpisode | Refused]:
     """One feed (a file or a response) to episodes and bad features; refuses a malformed feed."""
     try:
         message = orjson.loads(payload)
@@ -285,12 +285,12 @@ def parse_feed(
     ):
         raise SourceFormatError(origin, "not a GeoJSON FeatureCollection with a features array")
     by_code = {city.code: city for city in cities}
-    parsed: list[HazardEpisode | BadItem] = []
+    parsed: list[HazardEpisode | Refused] = []
     for index, feature in enumerate(message["features"]):
         try:
             parsed.append(_episode(feature, by_code, radius_km))
         except _BadFeature as problem:
             key = _feature_key(feature)
             reason = f"{origin}: features[{index}] ({key}): {problem}"
-            parsed.append(BadItem(key, orjson.dumps(feature), reason))
+            parsed.append(Refused(reason, key=key, payload=orjson.dumps(feature)))
     return parsed

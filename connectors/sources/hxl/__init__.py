@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
 from pathlib import PurePosixPath
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -21,16 +20,12 @@ from urllib.parse import urlsplit
 import msgspec
 
 from connectors.events import stable_event_id
-from connectors.sdk import Checkpoint, Record, Rejected, Source, Stream
-from connectors.sources.common import (
-    BadItem,
-    expand_paths,
-    fetch,
-    input_problems,
-    split_inputs,
-)
-from connectors.sources.hxl.helpers import HxlRow, load_cities, parse_rows, read_table
-from connectors.sources.hxl.settings import CITIES_SEED, INPUT_SUFFIXES
+from connectors.reference import PARTNER_SLUG_PATTERN, city_countries
+from connectors.sdk import Checkpoint, Record, Refused, Source, Stream
+from connectors.sources.common import expand_paths, fetch, input_problems, split_inputs
+from connectors.sources.hxl.helpers import HxlRow, parse_rows
+from connectors.sources.hxl.settings import INPUT_SUFFIXES
+from connectors.tables import table_rows
 
 SOURCE_NAME = "hxl"
 TOPIC = "partner.hxl.record.v1"
@@ -41,7 +36,7 @@ ACCEPT = "text/csv, application/vnd.openxmlformats-officedocument.spreadsheetml.
 class HxlConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """HXL-tagged CSV/XLSX files, folders of them, or URLs, from one partner."""
 
-    partner: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+    partner: Annotated[str, msgspec.Meta(pattern=PARTNER_SLUG_PATTERN)]
     inputs: list[str]
     dataset: str | None = None  # the dataset name in every record; default: the file name
     timeout_s: float = 60.0
@@ -63,16 +58,11 @@ class HxlInput:
     origin: str
     dataset: str
     sha256: str
-    rows: list[HxlRow | BadItem]
+    rows: list[HxlRow | Refused]
 
 
 def source_urn(config: HxlConfig) -> str:
     return f"urn:partner:{config.partner}"
-
-
-@cache
-def _cities() -> dict[str, str]:
-    return load_cities(CITIES_SEED)
 
 
 def _dataset_name(origin: str, config: HxlConfig) -> str:
@@ -85,21 +75,23 @@ def read_inputs(config: HxlConfig, sent: dict[str, str]) -> list[HxlInput]:
     payloads = [(str(p), p.read_bytes()) for p in expand_paths(paths, INPUT_SUFFIXES)]
     payloads += [(url, fetch(url, ACCEPT, config.timeout_s)[0]) for url in urls]
     inputs = []
+    cities = city_countries()
     for origin, payload in payloads:
         digest = hashlib.sha256(payload).hexdigest()
         if sent.get(origin) == digest:
             continue
         dataset = _dataset_name(origin, config)
-        rows = list(parse_rows(read_table(payload, origin), origin, dataset, _cities()))
+        table = list(table_rows(origin, payload))
+        rows = list(parse_rows(table, origin, dataset, cities))
         inputs.append(HxlInput(origin, dataset, digest, rows))
     return inputs
 
 
-def to_records(hxl_input: HxlInput, source: str) -> Iterator[Record | Rejected]:
+def to_records(hxl_input: HxlInput, source: str) -> Iterator[Record | Refused]:
     """One record per count (id: dataset, row content, tag spec); bad rows to the DLQ."""
     for row in hxl_input.rows:
-        if isinstance(row, BadItem):
-            yield Rejected(RECORDS, row.key, row.payload, row.reason)
+        if isinstance(row, Refused):
+            yield row.replace(stream=RECORDS)
             continue
         for data in row.records:
             spec = data["hashtag"] + "".join(data["attributes"])
@@ -122,7 +114,7 @@ class HxlSource(Source):
     def check(self, config: HxlConfig) -> list[str]:
         return input_problems(config.inputs, ACCEPT, config.timeout_s)
 
-    def read(self, config: HxlConfig, state: dict) -> Iterator[Record | Rejected | Checkpoint]:
+    def read(self, config: HxlConfig, state: dict) -> Iterator[Record | Refused | Checkpoint]:
         """Parse every changed input first, then send each and checkpoint its hash."""
         sent: dict[str, str] = dict(state.get("files", {}))
         for hxl_input in read_inputs(config, sent):

@@ -2,26 +2,24 @@
 
 Pure functions over bytes already read. A file without a hashtag row, or with a malformed
 hashtag, is refused whole: its columns cannot be trusted, so nothing from it is trustworthy. A
-row with a bad cell is returned as a `BadItem` (for the dead-letter topic) and the rest loads.
+row with a bad cell is returned as a `Refused` (for the dead-letter topic) and the rest loads.
+Tables are read by the one CSV/XLSX reader, `connectors.tables`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import re
-import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
 
 from connectors.errors import SourceFormatError
-from connectors.sources.common import NUMBER_RE, BadItem
+from connectors.refusals import Refused
+from connectors.sources.common import NUMBER_RE
 from connectors.sources.hxl.settings import (
     ATTRIBUTE_RE,
     AXES,
@@ -31,15 +29,13 @@ from connectors.sources.hxl.settings import (
     LOCATION_FIELDS,
     TAGSPEC_RE,
     VALUE_TAGS,
-    XLSX_MAGIC,
 )
+from connectors.tables import Cell, cell_text
 
 _THOUSANDS_RE = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _ISO_DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?:[T ][\d:.]+Z?)?$")
 _DAY_FIRST_RE = re.compile(r"^(\d{1,2})[/.](\d{1,2})[/.](\d{4})$")
 _ISO3_RE = re.compile(r"^[A-Z]{3}$")
-
-Cell = Any  # str from CSV; str, int, float, datetime or None from XLSX
 
 
 @dataclass(frozen=True)
@@ -80,51 +76,13 @@ def column_letter(index: int) -> str:
     return letters
 
 
-def cell_text(value: Cell) -> str:
-    """A cell as the text a reader sees: 1200 not 1200.0, dates without midnight."""
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.date().isoformat() if value.time() == datetime.min.time() else str(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
+Rows = list[tuple[int, list[Cell]]]  # (line or sheet row, cells), as `table_rows` reads them
 
 
-def read_table(payload: bytes, origin: str) -> list[list[Cell]]:
-    """Rows of a CSV (UTF-8) or of an XLSX workbook's first sheet."""
-    if payload.startswith(XLSX_MAGIC) or origin.lower().endswith(".xlsx"):
-        return _read_xlsx(payload, origin)
-    try:
-        text = payload.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise SourceFormatError(origin, f"not UTF-8 text (byte {exc.start})") from None
-    try:
-        return list(csv.reader(io.StringIO(text, newline="")))
-    except csv.Error as exc:
-        raise SourceFormatError(origin, f"not readable as CSV: {exc}") from None
-
-
-def _read_xlsx(payload: bytes, origin: str) -> list[list[Cell]]:
-    from openpyxl import load_workbook  # only XLSX inputs pay for the import
-    from openpyxl.utils.exceptions import InvalidFileException
-
-    try:
-        workbook = load_workbook(io.BytesIO(payload), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError) as exc:
-        raise SourceFormatError(origin, f"not a readable XLSX workbook: {exc}") from None
-    try:
-        return [list(row) for row in workbook.worksheets[0].iter_rows(values_only=True)]
-    finally:
-        workbook.close()
-
-
-def find_hashtag_row(rows: list[list[Cell]], origin: str) -> int:
-    """0-based index of the hashtag row: the first of the first 25 rows where more than half of
-    the non-empty cells start with '#' (so one malformed tag still finds its row)."""
-    for index, row in enumerate(rows[:HASHTAG_SEARCH_ROWS]):
+def find_hashtag_row(rows: Rows, origin: str) -> int:
+    """Index in `rows` of the hashtag row: the first of the first 25 rows where more than half
+    of the non-empty cells start with '#' (so one malformed tag still finds its row)."""
+    for index, (_, row) in enumerate(rows[:HASHTAG_SEARCH_ROWS]):
         cells = [cell_text(c) for c in row if cell_text(c)]
         tagged = sum(1 for c in cells if c.startswith("#"))
         if cells and tagged / len(cells) > HASHTAG_ROW_SHARE:
@@ -218,14 +176,8 @@ def parse_date(value: Cell) -> str | None:
     return year
 
 
-def load_cities(seed: Path) -> dict[str, str]:
-    """UN/LOCODE -> ISO3 country of every city in the warehouse's city seed."""
-    with seed.open(newline="", encoding="utf-8") as handle:
-        return {row["city_code"]: row["country_iso3"] for row in csv.DictReader(handle)}
-
-
 def _location(
-    cells: list[Cell], columns: list[Column], cities: dict[str, str]
+    cells: list[Cell], columns: list[Column], cities: Mapping[str, str]
 ) -> tuple[dict[str, str], str | None]:
     """Location fields of a row, and the problem with them if any."""
     found: dict[str, str] = {}
@@ -258,17 +210,19 @@ def _disaggregation(column: Column) -> dict[str, str]:
 
 
 def parse_rows(
-    rows: list[list[Cell]], origin: str, dataset: str, cities: dict[str, str]
-) -> Iterator[HxlRow | BadItem]:
-    """Each data row below the hashtag row: an `HxlRow` of event payloads, or a `BadItem`."""
+    rows: Rows, origin: str, dataset: str, cities: Mapping[str, str]
+) -> Iterator[HxlRow | Refused]:
+    """Each data row below the hashtag row: an `HxlRow` of event payloads, or a `Refused`.
+
+    `rows` are a table's (line, cells), `cities` UN/LOCODE -> ISO3 of the programme cities."""
     tag_index = find_hashtag_row(rows, origin)
-    headers = rows[tag_index - 1] if tag_index else []
-    columns = parse_columns(rows[tag_index], headers, origin, tag_index + 1)
+    headers = rows[tag_index - 1][1] if tag_index else []
+    tag_line, tag_cells = rows[tag_index]
+    columns = parse_columns(tag_cells, headers, origin, tag_line)
     counts = [c for c in columns if c.tag in VALUE_TAGS]
     date_column = next((c for c in columns if c.tag == "#date"), None)
-    hashtags = [cell_text(c) for c in rows[tag_index]]
-    for index in range(tag_index + 1, len(rows)):
-        cells, line = rows[index], index + 1
+    hashtags = [cell_text(c) for c in tag_cells]
+    for line, cells in rows[tag_index + 1 :]:
         if not any(cell_text(c) for c in cells):
             continue
         problems: list[str] = []
@@ -302,6 +256,6 @@ def parse_rows(
         if problems:
             payload = {"dataset": dataset, "row": line, "hashtags": hashtags, "cells": parsed.cells}
             reason = f"{origin}:{line}: " + "; ".join(problems)
-            yield BadItem(dataset, orjson.dumps(payload), reason)
+            yield Refused(reason, key=dataset, payload=orjson.dumps(payload), line=line)
         else:
             yield parsed

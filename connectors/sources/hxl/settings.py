@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from connectors.settings import REPO_ROOT
+from connectors.tables import TABLE_SUFFIXES
 
 #: libhxl's rule: the hashtag row is within the first 25 rows ...
 HASHTAG_SEARCH_ROWS = 25
@@ -58,8 +58,4 @@ LOCATION_FIELDS = {
 #: Where a UN/LOCODE of one of our cities may be written, in order of preference.
 CITY_CODE_FIELDS = ("location_code", "admin2_code")
 
-#: UN/LOCODEs of the cities the warehouse knows (city_code, country_iso3, ...).
-CITIES_SEED = REPO_ROOT / "dbt_project" / "seeds" / "ref_cities.csv"
-
-INPUT_SUFFIXES = (".csv", ".xlsx")
-XLSX_MAGIC = b"PK\x03\x04"
+INPUT_SUFFIXES = TABLE_SUFFIXES

@@ -16,18 +16,18 @@ from typing import Any
 import msgspec
 
 from connectors.events import stable_event_id
-from connectors.sdk import Checkpoint, Record, Rejected, Source, Stream
+from connectors.reference import slugify
+from connectors.sdk import Checkpoint, Record, Refused, Source, Stream
 from connectors.sources.common import expand_paths, fetch, input_problems, split_inputs
 from connectors.sources.iati.helpers import (
     IatiActivity,
     IatiFile,
-    RejectedActivity,
     parse_iati_activities,
+    xml_digest,
 )
 from connectors.sources.iati.settings import ACCEPT_HEADER, XML_SUFFIX
 
 SOURCE_NAME = "iati"
-INVALID_ACTIVITY = "invalid_activity"
 
 
 def _stream(name: str, entity: str, cursor: str) -> Stream:
@@ -66,9 +66,8 @@ def read_inputs(inputs: Iterable[str], timeout_s: float = 60.0) -> list[IatiFile
 
 
 def source_urn(reporting_org_ref: str) -> str:
-    """`urn:partner:<reporting-org ref>`, lowercased, every run of other characters as '-'."""
-    slug = "".join(c if c.isascii() and c.isalnum() else "-" for c in reporting_org_ref.lower())
-    return "urn:partner:" + "-".join(part for part in slug.split("-") if part)
+    """`urn:partner:<reporting-org ref as a slug>` (lowercased, other characters as '-')."""
+    return "urn:partner:" + slugify(reporting_org_ref)
 
 
 def activity_version(activity: IatiActivity) -> str:
@@ -123,17 +122,6 @@ def activity_records(activity: IatiActivity) -> Iterator[Record]:
         yield record(RESULTS, stable_event_id(source, "result", identity), result)
 
 
-def dead_letter(rejected: RejectedActivity, origin: str) -> Rejected:
-    """The activity's original XML for `partner.iati.activity.v1.dlq`, with the reason."""
-    return Rejected(
-        stream=ACTIVITIES,
-        key=rejected.identifier or f"{origin}:{rejected.line}",
-        payload=rejected.xml,
-        reason=rejected.reason,
-        error_class=INVALID_ACTIVITY,
-    )
-
-
 class IatiSource(Source):
     name = SOURCE_NAME
     description = "IATI 2.03 activity XML (programmes, transactions, results) from files or URLs"
@@ -143,16 +131,16 @@ class IatiSource(Source):
     def check(self, config: IatiConfig) -> list[str]:
         return input_problems(config.inputs, ACCEPT_HEADER, config.timeout_s)
 
-    def read(self, config: IatiConfig, state: dict) -> Iterator[Record | Rejected | Checkpoint]:
+    def read(self, config: IatiConfig, state: dict) -> Iterator[Record | Refused | Checkpoint]:
         """Parse everything first (an unusable file refuses the run), then send what is new."""
         files = read_inputs(config.inputs, config.timeout_s)
         sent: dict[str, str] = dict(state.get("last_updated", {}))
         dead: set[str] = set(state.get("rejected", []))
         for parsed in files:
-            for rejected in parsed.rejected:
-                if rejected.digest not in dead:
-                    dead.add(rejected.digest)
-                    yield dead_letter(rejected, parsed.origin)
+            for refused in parsed.rejected:
+                if (digest := xml_digest(refused.payload or b"")) not in dead:
+                    dead.add(digest)
+                    yield refused.replace(stream=ACTIVITIES)
             for activity in parsed.activities:
                 version = activity_version(activity)
                 if not is_newer(version, sent.get(activity.identifier)):

@@ -7,7 +7,7 @@ Two levels of failure, because a publisher's file holds many independent activit
   bound: defusedxml is not available, so we refuse DTDs outright) is refused whole with a
   SourceFormatError naming the file and line;
 * an activity whose content is unusable (no identifier, a value that is not a number, a date that
-  is not a date ...) becomes a `RejectedActivity` carrying its original XML and the reason, and the
+  is not a date ...) becomes a `Refused` carrying its original XML and the reason, and the
   rest of the file still loads.
 """
 
@@ -23,12 +23,14 @@ from xml.etree.ElementTree import Element, TreeBuilder
 from xml.parsers import expat
 
 from connectors.errors import SourceFormatError
+from connectors.refusals import Refused
 from connectors.sources.iati.settings import (
     ACTIVITY_DATE_KEYS,
     ACTIVITY_STATUSES,
     CITY_CODE_RE,
     DEFAULT_SECTOR_VOCABULARY,
     INDICATOR_MEASURES,
+    INVALID_ACTIVITY,
     NUMERIC_MEASURES,
     RESULT_TYPES,
     SEX_DIMENSION_NAMES,
@@ -258,22 +260,11 @@ class IatiActivity:
 
 
 @dataclass(frozen=True, slots=True)
-class RejectedActivity:
-    """An activity we could not use, with its original XML so it can be fixed and replayed."""
-
-    identifier: str | None
-    line: int | None
-    reason: str
-    xml: bytes
-    digest: str
-
-
-@dataclass(frozen=True, slots=True)
 class IatiFile:
     origin: str
     version: str | None
     activities: list[IatiActivity]
-    rejected: list[RejectedActivity]
+    rejected: list[Refused]  # invalid activities: key, line, reason and original XML
 
 
 class _ActivityReader:
@@ -557,6 +548,12 @@ class _ActivityReader:
 # ---------------------------------------------------------------------------- a whole file
 
 
+def xml_digest(xml: bytes) -> str:
+    """An activity's content digest: its version when it has no last-updated-datetime, and what
+    the state remembers of a refused one (so an unchanged file does not dead-letter it again)."""
+    return hashlib.sha256(xml).hexdigest()[:32]
+
+
 def parse_iati_activities(payload: bytes, origin: str) -> IatiFile:
     """Parse an `iati-activities` document (IATI 2.0x).
 
@@ -574,10 +571,10 @@ def parse_iati_activities(payload: bytes, origin: str) -> IatiFile:
             origin, f"IATI version {version} is not supported (2.01 to 2.03 are)", line=root.line
         )
     activities: list[IatiActivity] = []
-    rejected: list[RejectedActivity] = []
+    rejected: list[Refused] = []
     for element in root.iter(ACTIVITY):
         xml = payload[element.span[0] : element.span[1]]
-        digest = hashlib.sha256(xml).hexdigest()[:32]
+        digest = xml_digest(xml)
         reader = _ActivityReader(element)
         try:
             activities.append(reader.read(digest))
@@ -585,12 +582,12 @@ def parse_iati_activities(payload: bytes, origin: str) -> IatiFile:
             location = f"{origin}:{exc.line}" if exc.line is not None else origin
             name = reader.identifier or "without iati-identifier"
             rejected.append(
-                RejectedActivity(
-                    identifier=reader.identifier,
+                Refused(
+                    f"{location}: activity {name}: {exc.message}",
+                    key=reader.identifier or location,
+                    payload=xml,
+                    error_class=INVALID_ACTIVITY,
                     line=exc.line,
-                    reason=f"{location}: activity {name}: {exc.message}",
-                    xml=xml,
-                    digest=digest,
                 )
             )
     return IatiFile(origin, version, activities, rejected)

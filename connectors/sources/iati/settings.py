@@ -13,6 +13,8 @@ ACCEPT_HEADER = "application/xml, text/xml;q=0.9, */*;q=0.1"
 
 #: The file suffix a folder's IATI files carry.
 XML_SUFFIX = ".xml"
+#: The error class of an activity refused for its content (the dead letter's uf.error.class).
+INVALID_ACTIVITY = "invalid_activity"
 
 #: TransactionType (embedded code list; 12 and 13 are new in 2.03).
 TRANSACTION_TYPES: dict[str, str] = {

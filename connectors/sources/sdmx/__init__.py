@@ -13,16 +13,14 @@ from pathlib import Path
 import msgspec
 
 from connectors.errors import SourceFormatError
-from connectors.sdk import Checkpoint, Record, Rejected, Source
-from connectors.sources.common import (
-    expand_paths,
-    fetch,
+from connectors.sdk import Checkpoint, Record, Refused, Source
+from connectors.sources.common import expand_paths, fetch, input_problems, split_inputs
+from connectors.sources.observations import (
+    Observation,
     incremental_observations,
-    input_problems,
     observation_stream,
-    split_inputs,
 )
-from connectors.sources.sdmx.helpers import SdmxObservation, parse_sdmx_csv, parse_sdmx_json
+from connectors.sources.sdmx.helpers import parse_sdmx_csv, parse_sdmx_json
 from connectors.sources.sdmx.settings import ACCEPT_HEADERS, detect_format
 
 SOURCE_NAME = "sdmx"
@@ -32,7 +30,7 @@ ACCEPT = f"{ACCEPT_HEADERS['json']}, {ACCEPT_HEADERS['csv']};q=0.8"
 OBSERVATIONS = observation_stream(TOPIC, key="series key")
 
 
-def _parse(payload: bytes, origin: str, hint: str) -> list[SdmxObservation]:
+def _parse(payload: bytes, origin: str, hint: str) -> list[Observation]:
     if detect_format(hint, payload[:64]) == "json":
         return parse_sdmx_json(payload, origin)
     try:
@@ -42,9 +40,9 @@ def _parse(payload: bytes, origin: str, hint: str) -> list[SdmxObservation]:
     return parse_sdmx_csv(text, origin)
 
 
-def read_feeds(paths: Iterable[Path] = (), urls: Iterable[str] = ()) -> list[SdmxObservation]:
+def read_feeds(paths: Iterable[Path] = (), urls: Iterable[str] = ()) -> list[Observation]:
     """Parse every input completely; raises on the first malformed one, before anything is sent."""
-    observations: list[SdmxObservation] = []
+    observations: list[Observation] = []
     for path in expand_paths(paths, FEED_SUFFIXES):
         observations.extend(_parse(path.read_bytes(), str(path), path.name))
     for url in urls:
@@ -53,7 +51,7 @@ def read_feeds(paths: Iterable[Path] = (), urls: Iterable[str] = ()) -> list[Sdm
     return observations
 
 
-def source_urn(observation: SdmxObservation) -> str:
+def source_urn(observation: Observation) -> str:
     """`urn:nso:<agency>` from the dataflow reference AGENCY:ID(VERSION)."""
     return "urn:nso:" + observation.dataflow.split(":", 1)[0].lower()
 
@@ -74,7 +72,7 @@ class SdmxSource(Source):
     def check(self, config: SdmxConfig) -> list[str]:
         return input_problems(config.inputs, ACCEPT, config.timeout_s)
 
-    def read(self, config: SdmxConfig, state: dict) -> Iterator[Record | Rejected | Checkpoint]:
+    def read(self, config: SdmxConfig, state: dict) -> Iterator[Record | Refused | Checkpoint]:
         paths, urls = split_inputs(config.inputs)
         yield from incremental_observations(
             OBSERVATIONS, read_feeds(paths, urls), state, source_urn

@@ -18,16 +18,13 @@ from datetime import date
 from typing import Any, NoReturn
 
 from connectors.errors import SourceFormatError
+from connectors.sources.common import NUMBER_RE
+from connectors.sources.observations import DATAFLOW_RE, AttributeValue, Observation
 
 TIME_DIMENSION = "TIME_PERIOD"
 PRIMARY_MEASURE = "OBS_VALUE"
 
-AttributeValue = str | float | None
-
-# Same pattern as the contract, so every parsed observation can become a valid event.
-_DATAFLOW_RE = re.compile(r"^[A-Za-z0-9_@.\-]+:[A-Za-z0-9_@\-]+\([0-9A-Za-z.+\-]+\)$")
 _TIME_PERIOD_RE = re.compile(r"^(\d{4})(?:-(?:Q[1-4]|S[12]|(\d{2})(?:-(\d{2}))?))?$")
-_NUMBER_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 _CODE_RE = re.compile(r"^[A-Za-z0-9_@$\-]+$")
 _KEY_RE = re.compile(r"^\d+(?::\d+)*$")
 _URN_DATAFLOW_RE = re.compile(r"\.dataflow=(.+)$", re.IGNORECASE)
@@ -38,34 +35,6 @@ _CSV_LEAD_COLUMNS = frozenset(
 )
 _CSV_STRUCTURE_TYPES = frozenset({"dataflow", "datastructure", "dataprovision"})
 _JSON_LEVELS = ("dataSet", "series", "observation")
-
-
-@dataclass(frozen=True, slots=True)
-class SdmxObservation:
-    """One observation with every index and code resolved, ready to become an event."""
-
-    dataflow: str
-    series_key: str
-    dimensions: dict[str, str]
-    attributes: dict[str, AttributeValue]
-    labels: dict[str, str]
-    time_period: str
-    value: float | None
-    line: int | None
-
-    def to_event_data(self) -> dict[str, Any]:
-        """The `org.urbanflow.stats.observation.v1` payload; `labels` only when names were sent."""
-        data: dict[str, Any] = {
-            "dataflow": self.dataflow,
-            "series_key": self.series_key,
-            "dimensions": dict(self.dimensions),
-            "attributes": dict(self.attributes),
-        }
-        if self.labels:
-            data["labels"] = dict(self.labels)
-        data["time_period"] = self.time_period
-        data["value"] = self.value
-        return data
 
 
 def _is_time_period(text: str) -> bool:
@@ -92,7 +61,7 @@ def _to_value(raw: object) -> float | None:
         text = raw.strip()
         if text == "" or text.lower() == "nan":
             return None
-        if not _NUMBER_RE.match(text):
+        if not NUMBER_RE.match(text):
             raise ValueError(raw)
         raw = float(text)
     if isinstance(raw, bool) or not isinstance(raw, int | float):
@@ -174,7 +143,7 @@ class _JsonReader:
     def fail(self, path: str, message: str) -> NoReturn:
         raise SourceFormatError(self.origin, f"{path}: {message}" if path else message)
 
-    def read(self, message: object) -> list[SdmxObservation]:
+    def read(self, message: object) -> list[Observation]:
         if not isinstance(message, dict):
             self.fail("", "top level is not a JSON object")
         root, prefix = (message["data"], "data.") if "data" in message else (message, "")
@@ -201,7 +170,7 @@ class _JsonReader:
             self.structure(raw, path, meta_dataflow)
             for raw, path in zip(raw_structures, paths, strict=True)
         ]
-        observations: list[SdmxObservation] = []
+        observations: list[Observation] = []
         for index, data_set in enumerate(data_sets):
             observations.extend(self.data_set(data_set, f"{prefix}dataSets[{index}]", structures))
         return observations
@@ -362,9 +331,7 @@ class _JsonReader:
 
     # -- data ---------------------------------------------------------------------------------
 
-    def data_set(
-        self, raw: object, path: str, structures: list[_Structure]
-    ) -> list[SdmxObservation]:
+    def data_set(self, raw: object, path: str, structures: list[_Structure]) -> list[Observation]:
         if not isinstance(raw, dict):
             self.fail(path, "is not an object")
         structure_index = raw.get("structure", 0)
@@ -378,7 +345,7 @@ class _JsonReader:
                 'no dataflow reference: expected a link with rel "dataflow" or a Dataflow URN '
                 f"in {structure.path}.links or {path}.links",
             )
-        if not _DATAFLOW_RE.match(dataflow):
+        if not DATAFLOW_RE.match(dataflow):
             self.fail(path, f"dataflow reference {dataflow!r} is not AGENCY:ID(VERSION)")
         if "series" in raw and "observations" in raw:
             self.fail(path, "has both series and observations")
@@ -390,7 +357,7 @@ class _JsonReader:
         groups = self.dimension_groups(raw.get("dimensionGroupAttributes"), path, structure)
         context = _DataSetContext(dataflow, structure, dataset_attributes, groups)
 
-        observations: list[SdmxObservation] = []
+        observations: list[Observation] = []
         if "observations" in raw:
             observations.extend(
                 self.observations(
@@ -466,7 +433,7 @@ class _JsonReader:
         context: _DataSetContext,
         outer_indexes: dict[str, int],
         series_attributes: dict[str, AttributeValue],
-    ) -> Iterator[SdmxObservation]:
+    ) -> Iterator[Observation]:
         if not isinstance(raw, dict):
             self.fail(path, "is not an object")
         structure = context.structure
@@ -505,7 +472,7 @@ class _JsonReader:
         observation_attributes: dict[str, AttributeValue],
         value: float | None,
         where: str,
-    ) -> SdmxObservation:
+    ) -> Observation:
         dimensions: dict[str, str] = {}
         labels: dict[str, str] = {}
         time_period = ""
@@ -535,7 +502,7 @@ class _JsonReader:
                 found = self.scalar(component.default, f"{component.path}.default")
             if found is not None:
                 attributes[component.id] = found
-        return SdmxObservation(
+        return Observation(
             dataflow=context.dataflow,
             series_key=_series_key(dimensions),
             dimensions=dimensions,
@@ -561,7 +528,7 @@ class _DataSetContext:
         return [component for level in self.structure.attributes.values() for component in level]
 
 
-def parse_sdmx_json(payload: bytes, origin: str) -> list[SdmxObservation]:
+def parse_sdmx_json(payload: bytes, origin: str) -> list[Observation]:
     """Parse an SDMX-JSON data message (2.0 `data.structures`, 1.0 `data.structure`, or the
     draft layout with top-level `structure`), series-keyed or flat.
 
@@ -657,7 +624,7 @@ class _CsvLayout:
     def cell(self, raw: str) -> tuple[str, str | None]:
         return _split_label(raw) if self.label_mode else (raw.strip(), None)
 
-    def observation(self, cells: list[str], line: int) -> SdmxObservation:
+    def observation(self, cells: list[str], line: int) -> Observation:
         def fail(message: str) -> NoReturn:
             raise SourceFormatError(self.origin, message, line=line)
 
@@ -673,7 +640,7 @@ class _CsvLayout:
             )
         raw_dataflow = cells[self.structure_id]
         dataflow = raw_dataflow.partition(": ")[0].strip() if self.label_mode else raw_dataflow
-        if not _DATAFLOW_RE.match(dataflow):
+        if not DATAFLOW_RE.match(dataflow):
             fail(
                 f"{self.columns[self.structure_id]} {raw_dataflow!r} is not a reference "
                 "AGENCY:ID(VERSION)"
@@ -702,7 +669,7 @@ class _CsvLayout:
             code = self.cell(cells[index])[0]
             if code:
                 attributes[self.columns[index]] = code
-        return SdmxObservation(
+        return Observation(
             dataflow=dataflow,
             series_key=_series_key(dimensions),
             dimensions=dimensions,
@@ -727,7 +694,7 @@ def _csv_rows(text: str, origin: str) -> Iterator[tuple[int, list[str]]]:
         raise SourceFormatError(origin, f"unreadable CSV: {exc}", line=reader.line_num) from exc
 
 
-def parse_sdmx_csv(text: str, origin: str) -> list[SdmxObservation]:
+def parse_sdmx_csv(text: str, origin: str) -> list[Observation]:
     """Parse an SDMX-CSV 1.0 (`DATAFLOW` column) or 2.0 (`STRUCTURE`, `STRUCTURE_ID`) message.
 
     Dimension columns are those between the structure columns and TIME_PERIOD; every other

@@ -8,7 +8,7 @@ each new or revised observation is sent once (state saved after Kafka confirmed 
 
 from __future__ import annotations
 
-from connectors.sources.common import (
+from connectors.sources.observations import (
     ApiConfig,
     Dataflow,
     ObservationPage,

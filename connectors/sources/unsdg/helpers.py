@@ -15,8 +15,9 @@ from typing import Any
 import orjson
 
 from connectors.errors import SourceFormatError
-from connectors.sources.common import NUMBER_RE, BadItem, ObservationPage
-from connectors.sources.sdmx.helpers import AttributeValue, SdmxObservation
+from connectors.refusals import Refused
+from connectors.sources.common import NUMBER_RE
+from connectors.sources.observations import AttributeValue, Observation, ObservationPage
 
 #: The API's dimension names to SDMX dimension ids (others: upper case, spaces to "_").
 DIMENSION_IDS = {"Location": "URBANISATION", "Reporting Type": "REPORTING_TYPE"}
@@ -80,7 +81,7 @@ def _bound(raw: object) -> float | None:
 
 def _observation(
     item: dict[str, Any], dataflow: str, dims: CodeList, atts: CodeList
-) -> SdmxObservation | str:
+) -> Observation | str:
     series, area = item.get("series"), item.get("geoAreaCode")
     if not series or area in (None, ""):
         return "no series or geoAreaCode"
@@ -119,7 +120,7 @@ def _observation(
         attributes["SOURCE_DETAIL"] = str(item["source"])
     if footnotes := [str(f) for f in item.get("footnotes") or [] if f]:
         attributes["COMMENT_OBS"] = "; ".join(footnotes)
-    return SdmxObservation(
+    return Observation(
         dataflow=dataflow,
         series_key=".".join(dimensions.values()),
         dimensions=dimensions,
@@ -158,7 +159,8 @@ def parse_sdg_page(payload: bytes, origin: str, dataflow: str) -> ObservationPag
             key = (
                 f"{item.get('series')}.{item.get('geoAreaCode')}" if isinstance(item, dict) else ""
             )
-            page.bad.append(BadItem(key, orjson.dumps(item), f"{origin}: data[{index}]: {parsed}"))
+            reason = f"{origin}: data[{index}]: {parsed}"
+            page.refused.append(Refused(reason, key=key, payload=orjson.dumps(item)))
         else:
             page.observations.append(parsed)
     return page

@@ -25,15 +25,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
-import orjson
 
 from connectors.errors import ConfigError, SourceFormatError
 from connectors.events import stable_event_id
-from connectors.samples.sdmx_feeds import load_cities
-from connectors.sdk import Checkpoint, Record, Rejected, Source, Stream
+from connectors.reference import load_cities
+from connectors.sdk import Checkpoint, Record, Refused, Source, Stream
 from connectors.sources.utilities.helpers import (
     Clock,
-    KpiReject,
     OutageSimulator,
     Pacer,
     ReadingGenerator,
@@ -176,9 +174,7 @@ class UtilitiesSource(Source):
         ]
         return problems
 
-    def read(
-        self, config: UtilitiesConfig, state: dict
-    ) -> Iterator[Record | Rejected | Checkpoint]:
+    def read(self, config: UtilitiesConfig, state: dict) -> Iterator[Record | Refused | Checkpoint]:
         """Refuse an inconsistent config before anything is sent, then run the chosen mode."""
         problems = self.check(config)
         if problems:
@@ -266,9 +262,7 @@ class UtilitiesSource(Source):
 
     # -------------------------------------------------------------------------------- kpi mode
 
-    def _kpi(
-        self, config: UtilitiesConfig, state: dict
-    ) -> Iterator[Record | Rejected | Checkpoint]:
+    def _kpi(self, config: UtilitiesConfig, state: dict) -> Iterator[Record | Refused | Checkpoint]:
         """Parse every new file first (a bad header refuses the run before anything is sent),
         then send each file's rows and checkpoint its hash."""
         loaded: dict[str, str] = dict(state.get("kpi_files", {}))
@@ -295,13 +289,9 @@ class UtilitiesSource(Source):
                     data=data,
                     subject=data["city_code"],
                 )
-            yield from (self._kpi_reject(reject, path) for reject in rejects)
+            yield from (reject.replace(stream=self.kpis) for reject in rejects)
             loaded[digest] = path.name
             yield Checkpoint({**state, "kpi_files": dict(loaded)})
-
-    def _kpi_reject(self, reject: KpiReject, path: Path) -> Rejected:
-        payload = {"source_file": path.name, "row": reject.line, "cells": reject.cells}
-        return Rejected(self.kpis, reject.key, orjson.dumps(payload), reject.reason, "source")
 
 
 SOURCE = UtilitiesSource()

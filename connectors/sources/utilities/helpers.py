@@ -18,7 +18,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from connectors.errors import SourceFormatError
+from connectors.refusals import Refused
 from connectors.sources.utilities.settings import (
     KPI_OPTIONAL_COLUMNS,
     KPI_REQUIRED_COLUMNS,
@@ -265,16 +268,6 @@ class OutageSimulator:
 # ------------------------------------------------------------------------------- KPI CSV drops
 
 
-@dataclass(frozen=True, slots=True)
-class KpiReject:
-    """A KPI row that cannot become an event; `reason` says `file:line column: problem`."""
-
-    line: int
-    key: str
-    cells: dict[str, str]
-    reason: str
-
-
 def _number(text: str, low: float, high: float) -> float:
     try:
         value = float(text)
@@ -364,11 +357,12 @@ def _kpi_header(header: list[str], origin: str) -> list[str]:
 
 def parse_kpi_csv(
     text: str, origin: str, known_cities: Collection[str]
-) -> tuple[list[dict[str, Any]], list[KpiReject]]:
+) -> tuple[list[dict[str, Any]], list[Refused]]:
     """Rows of a monthly KPI CSV drop as contract payloads, and the rows that are not valid.
 
     A bad header refuses the whole file (SourceFormatError naming it and the columns); a bad row
-    is a KpiReject naming file, line and column, and the other rows still load.
+    is a `Refused` naming file, line and column (its payload: the file name, the row and its
+    cells), and the other rows still load.
     """
     text = text.removeprefix("\ufeff")
     if not text.strip():
@@ -377,12 +371,12 @@ def parse_kpi_csv(
     try:
         columns = _kpi_header(next(reader), origin)
         rows: list[dict[str, Any]] = []
-        rejects: list[KpiReject] = []
+        rejects: list[Refused] = []
         line = reader.line_num + 1
         for cells in reader:
             if any(cell.strip() for cell in cells):
                 row = _kpi_record(columns, cells, line, origin, known_cities)
-                (rejects if isinstance(row, KpiReject) else rows).append(row)
+                (rejects if isinstance(row, Refused) else rows).append(row)
             line = reader.line_num + 1
     except csv.Error as exc:
         raise SourceFormatError(origin, f"unreadable CSV: {exc}", line=reader.line_num) from exc
@@ -391,15 +385,21 @@ def parse_kpi_csv(
 
 def _kpi_record(
     columns: list[str], cells: list[str], line: int, origin: str, known_cities: Collection[str]
-) -> dict[str, Any] | KpiReject:
+) -> dict[str, Any] | Refused:
     named = dict(zip(columns, (cell.strip() for cell in cells), strict=False))
     key = named.get("city_code") or Path(origin).name
+
+    def refused(reason: str) -> Refused:
+        payload = {"source_file": Path(origin).name, "row": line, "cells": named}
+        return Refused(reason, key=key, payload=orjson.dumps(payload), line=line)
+
     if len(cells) != len(columns):
-        reason = f"{origin}:{line} row: has {len(cells)} cells, the header has {len(columns)}"
-        return KpiReject(line, key, named, reason)
+        return refused(
+            f"{origin}:{line} row: has {len(cells)} cells, the header has {len(columns)}"
+        )
     data, problems = _kpi_row(named, known_cities)
     if problems:
-        return KpiReject(line, key, named, f"{origin}:{line} " + "; ".join(problems))
+        return refused(f"{origin}:{line} " + "; ".join(problems))
     data["source_file"] = Path(origin).name
     data["row"] = line
     return data

@@ -8,13 +8,13 @@ new or revised observation is sent once (state saved after Kafka confirmed it).
 
 from __future__ import annotations
 
-from connectors.sources.common import (
+from connectors.sources.common import with_query
+from connectors.sources.observations import (
     ApiConfig,
     Dataflow,
     ObservationPage,
     PagedObservationSource,
     observation_stream,
-    with_query,
 )
 from connectors.sources.worldbank.helpers import parse_worldbank_page
 

@@ -2,7 +2,7 @@
 
 A page is `[meta, observations]`: meta says which page of how many; an error is a one-element
 array `[{"message": [...]}]`. A page that is not that shape is refused whole; a single
-observation that cannot become an event is returned as a `BadItem` for the dead-letter topic.
+observation that cannot become an event is returned as a `Refused` for the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 
 from connectors.errors import SourceFormatError
-from connectors.sources.common import BadItem, ObservationPage
-from connectors.sources.sdmx.helpers import AttributeValue, SdmxObservation
+from connectors.refusals import Refused
+from connectors.sources.observations import AttributeValue, Observation, ObservationPage
 
 # The API's period notations: 2020, 2020Q1, 2020M03 (and 2020-03 from some databases).
 _DATE_RE = re.compile(r"^(\d{4})(?:Q([1-4])|M(\d{2})|-(\d{2}))?$")
@@ -49,7 +49,7 @@ def _text(node: Any, name: str) -> str:
     return str(value).strip() if value is not None else ""
 
 
-def _observation(item: dict[str, Any], dataflow: str) -> SdmxObservation | str:
+def _observation(item: dict[str, Any], dataflow: str) -> Observation | str:
     """The observation, or why it cannot be one."""
     indicator = _text(item.get("indicator"), "id")
     iso3 = _text(item, "countryiso3code").upper()
@@ -78,7 +78,7 @@ def _observation(item: dict[str, Any], dataflow: str) -> SdmxObservation | str:
         )
         if v
     }
-    return SdmxObservation(
+    return Observation(
         dataflow=dataflow,
         series_key=f"{indicator}.{iso3}",
         dimensions={"INDICATOR": indicator, "REF_AREA": iso3},
@@ -112,12 +112,13 @@ def parse_worldbank_page(payload: bytes, origin: str, dataflow: str) -> Observat
     if not isinstance(items, list):
         raise SourceFormatError(origin, "the second element is not an array of observations")
     number, pages = _int(meta, "page", origin), _int(meta, "pages", origin)
-    observations: list[SdmxObservation] = []
-    bad: list[BadItem] = []
+    observations: list[Observation] = []
+    refused: list[Refused] = []
     aggregates = 0
     for index, item in enumerate(items):
         if not isinstance(item, dict):
-            bad.append(BadItem(origin, orjson.dumps(item), f"{origin}: [1][{index}] not an object"))
+            reason = f"{origin}: [1][{index}] not an object"
+            refused.append(Refused(reason, key=origin, payload=orjson.dumps(item)))
             continue
         if not _text(item, "countryiso3code"):
             aggregates += 1
@@ -125,7 +126,8 @@ def parse_worldbank_page(payload: bytes, origin: str, dataflow: str) -> Observat
         parsed = _observation(item, dataflow)
         if isinstance(parsed, str):
             key = f"{_text(item.get('indicator'), 'id')}.{_text(item, 'countryiso3code')}"
-            bad.append(BadItem(key, orjson.dumps(item), f"{origin}: [1][{index}]: {parsed}"))
+            reason = f"{origin}: [1][{index}]: {parsed}"
+            refused.append(Refused(reason, key=key, payload=orjson.dumps(item)))
         else:
             observations.append(parsed)
-    return ObservationPage(number, pages, observations, bad, skipped=aggregates)
+    return ObservationPage(number, pages, observations, refused, skipped=aggregates)
