@@ -12,6 +12,13 @@ UF          := $(VENV)/bin/urbanflow
 KAFKA_DIR   := infra/kafka
 KAFKA_LIBS  := $(KAFKA_DIR)/libs/.fetched
 KAFKACTL    := $(KAFKA_DIR)/kafkactl
+SINKCTL     := infra/sink/sinkctl
+AIRFLOWCTL  := infra/airflow/airflowctl
+SUPERSETCTL := infra/superset/supersetctl
+# Superset has its own venv (SQLAlchemy 1.4); supersetctl stamps it with its lock's hash.
+SUPERSET_VENV := .venv-superset/.uf-lock-sha256
+# Debian's Chromium drives the Superset browser test (never a browser download).
+CHROMIUM    := /usr/bin/chromium
 export UF_VAR_DIR ?= $(CURDIR)/var
 # sqlfluff sometimes warns about leaked semaphores on exit (sqlfluff#4080): harmless, silenced.
 SQLFLUFF    := cd dbt_project && PYTHONWARNINGS=ignore:resource_tracker:UserWarning ../$(VENV)/bin/sqlfluff lint models tests macros snapshots --processes 2 -q
@@ -33,7 +40,10 @@ $(VENV)/.installed: $(UV) requirements.lock pyproject.toml
 	@$(UV) pip install -q --python $(VPY) --no-deps -e .
 	@touch $@
 
-install: $(VENV)/.installed $(KAFKA_LIBS) ## create the pinned venv and fetch Kafka (cached)
+install: $(VENV)/.installed $(KAFKA_LIBS) $(SUPERSET_VENV) ## create the pinned venvs and fetch Kafka (cached)
+
+$(SUPERSET_VENV): $(UV) infra/superset/requirements.lock
+	@$(SUPERSETCTL) install
 
 $(KAFKA_LIBS): $(KAFKA_DIR)/pom.xml
 	@echo "==> fetching Apache Kafka runtime jars with Maven (cached in ~/.m2)"
@@ -43,15 +53,24 @@ $(KAFKA_LIBS): $(KAFKA_DIR)/pom.xml
 
 kafka-libs: $(KAFKA_LIBS) ## fetch the Kafka broker jars into infra/kafka/libs
 
-up: install ## start the local Kafka broker (KRaft, loopback) and apply topics
+up: install ## start Kafka, the sink service, Airflow (127.0.0.1:8081) and Superset (127.0.0.1:8088)
 	@$(KAFKACTL) start
 	@$(UF) topics apply
+	@$(SINKCTL) start
+	@$(AIRFLOWCTL) start
+	@$(SUPERSETCTL) start
+	@$(SUPERSETCTL) sync
 
-down: ## stop local services
+down: ## stop every process `make up` started: Superset, Airflow, the sink, Kafka
+	-@$(SUPERSETCTL) stop
+	-@$(AIRFLOWCTL) stop
+	-@$(SINKCTL) stop
 	@$(KAFKACTL) stop
 
-demo: up ## run the whole pipeline on the bundled sample feeds and print a summary
-	@$(UF) demo
+demo: install ## start the stack, run the sample world through Airflow to serving.duckdb, show the dashboards
+	@$(MAKE) --no-print-directory up
+	@$(UF) demo --airflow
+	@echo "dashboards: http://127.0.0.1:$${UF_SUPERSET_PORT:-8088}/superset/dashboard/strategic-plan/ (also pipeline-health, my-feeds, one per theme)"
 
 publish: $(VENV)/.installed ## quality gate (Great Expectations) on the marts; publish var/serving.duckdb if it passes
 	@$(UF) publish
@@ -59,7 +78,12 @@ publish: $(VENV)/.installed ## quality gate (Great Expectations) on the marts; p
 api: up ## serve the partner push API on 127.0.0.1:8080 (docs at /docs)
 	@$(UF) api serve
 
-test: install ## install, start what is needed, run every test suite, stop what was started
+$(CHROMIUM):
+	@echo "==> installing Debian's chromium for the browser tests"
+	@(apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1)) \
+	  || echo "could not install chromium (needs root and Debian's mirror): the browser test will skip"
+
+test: install $(CHROMIUM) ## install, start what is needed, run every test suite, stop what was started
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 	@$(SQLFLUFF)

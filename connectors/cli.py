@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -15,7 +17,7 @@ from connectors import demo as demo_module
 from connectors import quality
 from connectors import status as status_module
 from connectors.api.cli import api_app, partners_app
-from connectors.errors import UrbanFlowError
+from connectors.errors import ConfigError, UrbanFlowError
 from connectors.kafka.producer import EventProducer
 from connectors.kafka.topics import apply_topics, load_topics
 from connectors.sdk import load_config, run_source
@@ -42,6 +44,11 @@ app.add_typer(source_app, name="source")
 app.add_typer(sink_app, name="sink")
 app.add_typer(api_app, name="api")
 app.add_typer(partners_app, name="partners")
+superset_app = typer.Typer(
+    help="Superset dashboards as code (superset/): sync into the local Superset, export back.",
+    no_args_is_help=True,
+)
+app.add_typer(superset_app, name="superset")
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -184,7 +191,7 @@ def publish() -> None:
 
 @app.command()
 def status() -> None:
-    """Broker health, topics, consumer lag per partition and warehouse row counts."""
+    """Broker health, topics, consumer lag per partition, warehouse row counts and Airflow."""
     settings = Settings.from_env()
     specs = load_topics(settings.topics_file)
     report = status_module.broker_status(settings.kafka_bootstrap, specs, settings.sink_group)
@@ -213,8 +220,53 @@ def status() -> None:
     for name, rows in counts.items():
         tables.add_row(name, f"{rows:,}")
     out.print(tables if counts else f"warehouse: {settings.warehouse_path} not created yet")
+    _print_airflow_status()
     if not report.broker_ok:
         raise typer.Exit(1)
+
+
+def _supersetctl(command: str) -> None:
+    """Superset runs in its own venv (SQLAlchemy 1.4), so its commands go through supersetctl."""
+    settings = Settings.from_env()
+    script = settings.home / "infra" / "superset" / "supersetctl"
+    if not script.is_file():
+        raise ConfigError(f"{script} not found; set UF_HOME to the UrbanFlow checkout")
+    env = {**os.environ, "UF_VAR_DIR": str(settings.var_dir)}
+    raise typer.Exit(subprocess.run([str(script), command], env=env, check=False).returncode)
+
+
+@superset_app.command("sync")
+def superset_sync() -> None:
+    """Import superset/ into the running Superset (idempotent, by UUID)."""
+    _supersetctl("sync")
+
+
+@superset_app.command("export")
+def superset_export() -> None:
+    """Write the dashboards as they are in Superset back to superset/, normalized (no ids)."""
+    _supersetctl("export")
+
+
+def _print_airflow_status() -> None:
+    """Airflow's health (scheduler, triggerer, dag-processor) and the last run of each DAG."""
+    from connectors.orchestration.status import airflow_status
+
+    airflow = airflow_status()
+    mark = "[green]healthy[/]" if airflow.healthy else "[yellow]not healthy[/]"
+    out.print(f"airflow: {mark if airflow.reachable else '[dim]not running[/]'} — {airflow.detail}")
+    if airflow.components:
+        out.print("  " + ", ".join(f"{name} {state}" for name, state in airflow.components.items()))
+    if airflow.last_runs:
+        runs = Table("DAG", "last run", "type", "state", "started", title="last DAG runs")
+        for dag_id, run in sorted(airflow.last_runs.items()):
+            runs.add_row(
+                dag_id,
+                run.get("dag_run_id") or "-",
+                run.get("run_type") or "-",
+                run.get("state") or "-",
+                run.get("start_date") or "-",
+            )
+        out.print(runs)
 
 
 @app.command()
@@ -225,9 +277,22 @@ def demo(
             help="Folder of the sample world (default: UF_SAMPLE_DATA_DIR, <home>/sample_data)"
         ),
     ] = None,
+    airflow: Annotated[
+        bool,
+        typer.Option(
+            "--airflow",
+            help="Through the running stack (`make up`): source DAGs, the sink service and the "
+            "asset-driven transform DAG; the inputs come from the source schedules file",
+        ),
+    ] = False,
 ) -> None:
     """Run the pipeline end to end on the bundled sample world and print where to look."""
     settings = Settings.from_env()
+    if airflow:
+        from connectors.orchestration.demo import run_airflow_demo
+
+        run_airflow_demo(settings, out)
+        return
     demo_module.run_demo(settings, sample_data or settings.sample_data_dir, out)
 
 

@@ -147,14 +147,21 @@ class OrchestrationSettings:
     transform_fallback_cron: str
     kafka_conn_id: str
     watcher_poll_interval_s: float
+    airflow_url: str
+    airflow_admin_password_file: Path
 
     @classmethod
     def from_env(cls) -> OrchestrationSettings:
         base = Settings.from_env()
         return cls(
             base=base,
-            source_schedules_file=_path("UF_SOURCE_SCHEDULES", base.home / "dags" / "sources.yml"),
+            source_schedules_file=_path(
+                "UF_AIRFLOW_SOURCE_SCHEDULES", base.home / "dags" / "sources.yml"
+            ),
             transform_fallback_cron=os.environ.get("UF_TRANSFORM_FALLBACK_CRON") or "*/10 * * * *",
             kafka_conn_id=os.environ.get("UF_AIRFLOW_KAFKA_CONN_ID") or "urbanflow_kafka",
             watcher_poll_interval_s=float(_int("UF_WATCHER_POLL_INTERVAL_S", 1)),
+            airflow_url=os.environ.get("UF_AIRFLOW_URL")
+            or f"http://127.0.0.1:{_int('UF_AIRFLOW_PORT', 8081)}",
+            airflow_admin_password_file=base.var_dir / "airflow" / "admin_password",
         )

@@ -105,6 +105,21 @@ def _dbt_child(args: list[str], env: dict[str, str], cwd: str, log: str | None) 
     sys.exit(0 if result.success else 1)
 
 
+@contextmanager
+def _main_not_reimported() -> Iterator[None]:
+    """dbt runs in a forkserver child, and multiprocessing re-runs `__main__` by path in each
+    child. In an Airflow task, for one, `__main__` is the `airflow` script, whose import initialises
+    Airflow against a metadata DB the task runner is (rightly) denied, and the child dies. Hiding
+    the path for the child's start makes it import only what it needs."""
+    main = sys.modules.get("__main__")
+    path = main.__dict__.pop("__file__", None) if main is not None else None
+    try:
+        yield
+    finally:
+        if path is not None:
+            main.__file__ = path
+
+
 def _run_dbt_locked(
     settings: Settings, args: list[str], *, capture: bool
 ) -> subprocess.CompletedProcess:
@@ -120,7 +135,8 @@ def _run_dbt_locked(
         child = _DBT_PROCESSES.Process(
             target=_dbt_child, args=([*args, "--project-dir", project], env, project, log)
         )
-        child.start()
+        with _main_not_reimported():
+            child.start()
         child.join()
         output = Path(log).read_text(encoding="utf-8", errors="replace") if log else ""
     if child.exitcode != 0:

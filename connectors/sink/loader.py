@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 import duckdb
+import orjson
 import pyarrow as pa
 
 from connectors.sink.decode import DeadLetter
@@ -34,9 +35,21 @@ create table if not exists {DEAD_LETTERS_TABLE} (
     contract varchar,
     dead_lettered_at timestamptz not null
 );
+-- the CloudEvents `source` of the refused record, so a partner sees its own refusals
+alter table {DEAD_LETTERS_TABLE} add column if not exists source varchar;
 """
 
 TopicPartitionKey = tuple[str, int]
+
+
+def event_source(payload: bytes | None) -> str | None:
+    """The CloudEvents `source` of a refused record, when its payload is a JSON object with one."""
+    try:
+        event = orjson.loads(payload or b"")
+    except orjson.JSONDecodeError:
+        return None
+    source = event.get("source") if isinstance(event, dict) else None
+    return source if isinstance(source, str) else None
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection, raw_tables: list[str]) -> None:
@@ -93,8 +106,9 @@ def write_batch(
             con.unregister("arrow_batch")
         if dead_letters:
             con.executemany(
-                f"insert into {DEAD_LETTERS_TABLE} values (?, ?, ?, make_timestamptz(? * 1000), "
-                "?, ?, ?, ?)",
+                f"insert into {DEAD_LETTERS_TABLE} (kafka_topic, kafka_partition, kafka_offset, "
+                "kafka_timestamp, error_class, reason, contract, dead_lettered_at, source) "
+                "values (?, ?, ?, make_timestamptz(? * 1000), ?, ?, ?, ?, ?)",
                 [
                     (
                         d.topic,
@@ -105,6 +119,7 @@ def write_batch(
                         d.refused.reason,
                         d.refused.contract,
                         now,
+                        event_source(d.refused.payload),
                     )
                     for d in dead_letters
                 ],

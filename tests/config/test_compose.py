@@ -22,6 +22,10 @@ README = REPO_ROOT / "README.md"
 CONFIG_SOURCES = [
     *sorted((REPO_ROOT / "connectors").rglob("*.py")),
     REPO_ROOT / "infra" / "kafka" / "kafkactl",
+    REPO_ROOT / "infra" / "sink" / "sinkctl",
+    REPO_ROOT / "infra" / "airflow" / "airflowctl",
+    REPO_ROOT / "infra" / "superset" / "supersetctl",
+    *sorted((REPO_ROOT / "infra" / "superset").glob("*.py")),
     REPO_ROOT / "dbt_project" / "profiles.yml",
     REPO_ROOT / "tests" / "run.sh",
 ]

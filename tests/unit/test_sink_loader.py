@@ -63,3 +63,13 @@ def test_dead_letters_are_recorded_with_their_reason_in_the_batch_transaction(co
     ).fetchall()
     assert row == [("t.x.v1", 0, 10, "json", "")]
     assert stored_offsets(con) == {TP: 11}
+
+
+def test_a_dead_letter_keeps_the_publisher_of_a_json_event_and_none_for_anything_else():
+    from connectors.sink.loader import event_source
+
+    assert event_source(b'{"source": "urn:partner:acme", "id": "1"}') == "urn:partner:acme"
+    assert event_source(b'{"source": 7}') is None
+    assert event_source(b"[1, 2]") is None
+    assert event_source(b"not json \xff") is None
+    assert event_source(None) is None

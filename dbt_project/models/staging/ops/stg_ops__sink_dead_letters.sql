@@ -12,6 +12,7 @@ renamed as (
         kafka_topic,
         -- the raw table the record would have landed in (dots become underscores, as in the sink)
         replace(kafka_topic, '.', '_') as raw_table,
+        source as source_urn,
         kafka_partition,
         kafka_offset,
         kafka_timestamp,

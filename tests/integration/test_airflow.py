@@ -1,0 +1,339 @@
+"""Real Airflow (api-server, scheduler, dag-processor, triggerer via infra/airflow/airflowctl),
+real broker, real sink service (infra/sink/sinkctl), real dbt and quality gate: a source DAG's
+events reach serving.duckdb through the batch-landed asset with no manual trigger of the transform
+DAG, and still through the fallback timetable after the triggerer was killed; `urbanflow demo
+--airflow` publishes, then a second run sends and builds nothing; start twice is harmless, stop
+leaves no process behind.
+
+Every wait polls for a condition with a generous deadline; nothing assumes a speed. Airflow's
+ports are picked free at start, so the suite runs next to `make up` and other test runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from connectors.kafka.topics import apply_topics, load_topics
+from connectors.orchestration.client import AirflowClient
+from connectors.settings import Settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+AIRFLOWCTL = REPO / "infra" / "airflow" / "airflowctl"
+SINKCTL = REPO / "infra" / "sink" / "sinkctl"
+BIN = Path(sys.executable).parent
+AIRFLOW_BIN = Path(os.environ.get("UF_AIRFLOW_BIN") or BIN / "airflow")
+DEADLINE_S = 300.0
+
+if importlib.util.find_spec("airflow") is None or not AIRFLOW_BIN.exists():
+    pytest.skip(
+        f"Airflow is not installed in this venv ({AIRFLOW_BIN} missing; install the "
+        "`orchestration` extra)",
+        allow_module_level=True,
+    )
+
+SCHEDULES = """\
+defaults: {owner: urbanflow-test, retries: 1, retry_delay: 10s, timeout: 10m, tags: [test]}
+sources:
+  sdmx:
+    schedule: null
+    inputs: [sample_data/sdmx]
+    doc: The sample statistics offices' feeds, run only when triggered.
+"""
+
+
+def wait_for(what: str, condition: Callable[[], Any], deadline_s: float = DEADLINE_S) -> Any:
+    """Poll `condition` until it returns something truthy; fail naming `what` at the deadline."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {deadline_s:.0f} s waiting for {what}")
+        time.sleep(2)
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports nothing listens on now (kept bound until all are chosen, so they differ)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+
+
+def processes_of(var_dir: Path) -> list[str]:
+    """Live processes started for this var dir: AIRFLOW_HOME or UF_VAR_DIR in their environment."""
+    markers = {f"AIRFLOW_HOME={var_dir / 'airflow'}".encode(), f"UF_VAR_DIR={var_dir}".encode()}
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or entry.name == str(os.getpid()):
+            continue
+        try:
+            environ = set((entry / "environ").read_bytes().split(b"\0"))
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:  # gone meanwhile, or not ours
+            continue
+        if markers & environ and "pytest" not in cmdline:
+            found.append(f"{entry.name} {cmdline}")
+    return found
+
+
+def ps_groups() -> set[int]:
+    """Process groups alive now, as `ps` lists them."""
+    out = subprocess.run(["ps", "-A", "-o", "pgid="], capture_output=True, text=True, check=True)
+    return {int(line) for line in out.stdout.split()}
+
+
+def tracked_groups(var_dir: Path) -> dict[str, int]:
+    """The process groups airflowctl and sinkctl recorded (pid file = group id)."""
+    files = [*sorted((var_dir / "airflow" / "run").glob("*.pid")), var_dir / "sink" / "sink.pid"]
+    return {f.stem: int(f.read_text()) for f in files if f.exists()}
+
+
+def mart_rows(serving: Path, table: str | None = None) -> int:
+    if not serving.exists():
+        return 0
+    with duckdb.connect(str(serving), read_only=True) as con:
+        tables = [
+            name
+            for (name,) in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'marts'"
+            ).fetchall()
+            if table is None or name == table
+        ]
+        return sum(
+            con.execute(f'select count(*) from marts."{name}"').fetchall()[0][0] for name in tables
+        )
+
+
+def ctl(script: Path, action: str, env: dict[str, str], timeout: float = 600):
+    return subprocess.run(
+        [str(script), action], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@contextlib.contextmanager
+def running_stack(
+    base_dir: Path, kafka_bootstrap: str, **extra_env: str
+) -> Iterator[dict[str, Any]]:
+    """Airflow on free ports in its own var dir, and the sink service, both stopped at the end."""
+    run_id = uuid.uuid4().hex[:8]
+    var_dir = base_dir / f"airflow-test-{run_id}"
+    var_dir.mkdir(parents=True)
+    schedules = var_dir / "sources.yml"
+    schedules.write_text(SCHEDULES, encoding="utf-8")
+    password = f"test-{uuid.uuid4().hex}"
+    port, scheduler_log_port, triggerer_log_port = free_ports(3)
+    env = {
+        **os.environ,
+        "UF_VAR_DIR": str(var_dir),
+        "UF_WAREHOUSE_PATH": str(var_dir / "warehouse.duckdb"),
+        "UF_STATE_DIR": str(var_dir / "state"),
+        "UF_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "UF_SINK_GROUP": f"test-sink-{run_id}",
+        "UF_SINK_BATCH_MAX_MS": "500",
+        "UF_AIRFLOW_KAFKA_GROUP": f"test-airflow-{run_id}",
+        "UF_AIRFLOW_PORT": str(port),
+        "UF_AIRFLOW_URL": f"http://127.0.0.1:{port}",
+        "UF_AIRFLOW_SCHEDULER_LOG_PORT": str(scheduler_log_port),
+        "UF_AIRFLOW_TRIGGERER_LOG_PORT": str(triggerer_log_port),
+        "UF_AIRFLOW_BIN": str(AIRFLOW_BIN),
+        "UF_URBANFLOW_BIN": str(BIN / "urbanflow"),
+        "UF_AIRFLOW_ADMIN_PASSWORD": password,
+        "UF_AIRFLOW_SOURCE_SCHEDULES": str(schedules),
+        "UF_AIRFLOW_START_TIMEOUT": "300",
+        **extra_env,
+    }
+    apply_topics(kafka_bootstrap, load_topics(Settings.from_env().topics_file))
+    try:
+        started = ctl(AIRFLOWCTL, "start", env)
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert f"url:      http://127.0.0.1:{port}" in started.stdout
+        sink = ctl(SINKCTL, "start", env, timeout=120)
+        assert sink.returncode == 0, sink.stdout + sink.stderr
+        yield {
+            "env": env,
+            "var_dir": var_dir,
+            "serving": var_dir / "serving.duckdb",
+            "api": AirflowClient(f"http://127.0.0.1:{port}", password),
+            "start_output": started.stdout,
+        }
+    finally:
+        ctl(SINKCTL, "stop", env, timeout=120)
+        ctl(AIRFLOWCTL, "stop", env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, kafka_bootstrap: str) -> Iterator[dict[str, Any]]:
+    """One stack for the tests below that tolerate each other's runs (the last one stops it)."""
+    base = Path(os.environ.get("UF_VAR_DIR") or tmp_path_factory.mktemp("airflow"))
+    with running_stack(base, kafka_bootstrap) as running:
+        yield running
+
+
+def wait_registered(api: AirflowClient) -> None:
+    wait_for(
+        "the DAGs to be registered",
+        lambda: (
+            api.dag_ids()
+            >= {"urbanflow_source_sdmx", "urbanflow_transform", "urbanflow_pipeline_health"}
+        ),
+    )
+
+
+def trigger_sdmx(api: AirflowClient) -> str:
+    run_id = f"test__{uuid.uuid4().hex}"
+    api.trigger("urbanflow_source_sdmx", run_id)
+    wait_for(
+        f"the sdmx source DAG run {run_id} to succeed",
+        lambda: api.run("urbanflow_source_sdmx", run_id)["state"] == "success",
+    )
+    return run_id
+
+
+def test_after_the_triggerer_is_killed_events_still_reach_serving_via_the_fallback(
+    tmp_path_factory, kafka_bootstrap
+):
+    base = Path(os.environ.get("UF_VAR_DIR") or tmp_path_factory.mktemp("airflow"))
+    # the fallback every minute, so a lost wake-up costs a minute here, not ten
+    with running_stack(base, kafka_bootstrap, UF_TRANSFORM_FALLBACK_CRON="* * * * *") as running:
+        api: AirflowClient = running["api"]
+        wait_registered(api)
+        group = tracked_groups(running["var_dir"])["triggerer"]
+        os.killpg(group, signal.SIGKILL)  # no clean shutdown: as a crash or an OOM kill would
+        wait_for("the triggerer's process group to be gone", lambda: group not in ps_groups())
+
+        trigger_sdmx(api)
+
+        def published_by_the_fallback() -> dict | None:
+            for run in api.runs("urbanflow_transform"):
+                if run["run_type"] != "scheduled" or run["state"] != "success":
+                    continue
+                states = api.task_states("urbanflow_transform", run["dag_run_id"])
+                if mart_rows(running["serving"], "fct_city_indicator") > 0 and (
+                    states.get("gate_and_publish") == "success"
+                ):
+                    return run
+            return None
+
+        wait_for(
+            "a fallback (scheduled) transform run to publish the sdmx series",
+            published_by_the_fallback,
+            deadline_s=540,
+        )
+        assert group not in ps_groups(), "the killed triggerer came back by itself"
+        runs = api.runs("urbanflow_transform")
+        woken = [r for r in runs if r["run_type"] == "asset_triggered"]
+        assert woken == [], f"a wake-up arrived with no triggerer: {woken}"
+
+
+def test_a_source_dags_events_reach_serving_through_the_batch_landed_asset(stack):
+    api: AirflowClient = stack["api"]
+    serving = stack["serving"]
+    wait_registered(api)
+
+    trigger_sdmx(api)
+
+    def published_from_the_asset() -> dict | None:
+        for run in api.runs("urbanflow_transform"):
+            if run["run_type"] != "asset_triggered" or run["state"] != "success":
+                continue
+            states = api.task_states("urbanflow_transform", run["dag_run_id"])
+            if states.get("gate_and_publish") == "success" and mart_rows(serving) > 0:
+                return run
+        return None
+
+    run = wait_for("an asset-triggered transform run to publish marts", published_from_the_asset)
+    assert not any(r["run_type"] == "manual" for r in api.runs("urbanflow_transform"))
+    events = api.asset_events()
+    payloads = [e["extra"]["payload"] for e in events if e["extra"].get("from_trigger")]
+    assert payloads and all(p["rows"] > 0 for p in payloads)
+    assert any("stats_sdmx_observation_v1" in p["tables"] for p in payloads)
+    assert mart_rows(serving, "fct_city_indicator") > 0, (
+        f"no sdmx series in {serving} after run {run['dag_run_id']}"
+    )
+
+
+def test_the_airflow_demo_publishes_then_a_second_run_sends_and_builds_nothing(stack, monkeypatch):
+    from rich.console import Console
+
+    from connectors.orchestration.demo import run_airflow_demo
+    from connectors.settings import OrchestrationSettings
+
+    for name, value in stack["env"].items():
+        if name.startswith("UF_"):
+            monkeypatch.setenv(name, value)
+    settings = Settings.from_env()
+    out = io.StringIO()
+    console = Console(file=out, width=400)
+
+    first = run_airflow_demo(settings, console, orchestration=OrchestrationSettings.from_env())
+    text = out.getvalue()
+    assert first.sent > 0 and first.transform_run is not None, text
+    assert first.transform_run["state"] == "success"
+    assert set(first.source_runs) == {"urbanflow_source_sdmx"}
+    assert dict(first.runs)["partner results"].sent > 0
+    with duckdb.connect(str(stack["serving"]), read_only=True) as con:
+        published = con.execute(
+            "select row_count from marts.fct_source_health where raw_table = ?",
+            ["partner_push_result_v1"],
+        ).fetchall()
+    assert published and published[0][0] > 0, "the partner results are not in serving.duckdb"
+    assert first.marts["marts.fct_city_indicator"] > 0  # the sdmx DAG's series
+    assert stack["api"].base in text and "password from UF_AIRFLOW_ADMIN_PASSWORD" in text
+
+    runs_before = {r["dag_run_id"] for r in stack["api"].runs("urbanflow_transform")}
+    out.truncate(0)
+    second = run_airflow_demo(settings, console, orchestration=OrchestrationSettings.from_env())
+    text = out.getvalue()
+    assert second.sent == 0 and second.loaded == 0, text
+    assert second.transform_run is None
+    assert "nothing new was sent" in text and "had nothing to" in text
+    assert second.marts == first.marts
+    new_runs = {r["dag_run_id"] for r in stack["api"].runs("urbanflow_transform")} - runs_before
+    assert not [r for r in new_runs if r.startswith("asset_triggered")], new_runs
+
+
+def test_start_twice_is_harmless_and_stop_leaves_no_process(stack):
+    """`make up` twice and `make down`, at the level of the scripts it calls. Runs last on the
+    module's stack: it stops it."""
+    env, var_dir = stack["env"], stack["var_dir"]
+    groups = tracked_groups(var_dir)
+    assert set(groups) == {"api-server", "scheduler", "dag-processor", "triggerer", "sink"}
+    assert set(groups.values()) <= ps_groups()
+
+    again = ctl(AIRFLOWCTL, "start", env, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "already running" in again.stdout
+    sink_again = ctl(SINKCTL, "start", env, timeout=120)
+    assert sink_again.returncode == 0 and "already running" in sink_again.stdout, sink_again
+    assert tracked_groups(var_dir) == groups, "a second start started other processes"
+    status = ctl(AIRFLOWCTL, "status", env, timeout=60)
+    assert status.returncode == 0 and "healthy" in status.stdout, status.stdout
+    assert processes_of(var_dir), "the scripts started no tracked process"
+
+    assert ctl(SINKCTL, "stop", env, timeout=120).returncode == 0
+    stopped = ctl(AIRFLOWCTL, "stop", env, timeout=300)
+    assert stopped.returncode == 0, stopped.stderr
+    assert processes_of(var_dir) == []
+    assert not set(groups.values()) & ps_groups(), "a stopped process group is still alive"
+    assert ctl(AIRFLOWCTL, "status", env, timeout=60).returncode == 1
+    assert ctl(SINKCTL, "status", env, timeout=60).returncode == 1
