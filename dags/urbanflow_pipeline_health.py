@@ -1,6 +1,6 @@
 """UrbanFlow pipeline health DAG: every 15 minutes, consumer lag per topic, dead letters per DLQ
 topic and raw rows per table are recorded in `raw._pipeline_health` for the pipeline-health mart
-and dashboard (`connectors.orchestration.tasks.pipeline_health`). A down broker fails the run.
+and dashboard (`connectors.orchestration.health.pipeline_health`). A down broker fails the run.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from airflow.sdk import dag, task
 
-from connectors.orchestration import tasks
+from connectors.orchestration import health, tasks
 
 
 @dag(
@@ -25,13 +25,13 @@ from connectors.orchestration import tasks
         "retries": 1,
         "retry_delay": timedelta(minutes=1),
         "execution_timeout": timedelta(minutes=5),
-        "on_failure_callback": tasks.on_failure,
+        "on_failure_callback": health.on_failure,
     },
 )
 def urbanflow_pipeline_health():
     @task
     def snapshot() -> dict:
-        return tasks.pipeline_health()
+        return health.pipeline_health()
 
     snapshot()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from airflow.sdk import CronTriggerTimetable, dag, task
 
-from connectors.orchestration import tasks
+from connectors.orchestration import health, tasks
 from connectors.orchestration.schedules import SourceSchedule, load_schedules
 from connectors.settings import OrchestrationSettings
 
@@ -37,7 +37,7 @@ def source_dag(entry: SourceSchedule):
             "retry_exponential_backoff": 2.0,
             "max_retry_delay": entry.max_retry_delay,
             "execution_timeout": entry.timeout,
-            "on_failure_callback": tasks.on_failure,
+            "on_failure_callback": health.on_failure,
         },
     )
     def generated():

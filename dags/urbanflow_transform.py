@@ -14,7 +14,7 @@ from datetime import timedelta
 from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 from airflow.sdk import Asset, AssetOrTimeSchedule, AssetWatcher, CronTriggerTimetable, dag, task
 
-from connectors.orchestration import tasks, watcher
+from connectors.orchestration import health, tasks, watcher
 from connectors.settings import OrchestrationSettings
 
 SETTINGS = OrchestrationSettings.from_env()
@@ -56,7 +56,7 @@ batch_landed = Asset(
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(minutes=5),
         "execution_timeout": timedelta(minutes=30),
-        "on_failure_callback": tasks.on_failure,
+        "on_failure_callback": health.on_failure,
     },
 )
 def urbanflow_transform():

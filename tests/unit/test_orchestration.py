@@ -10,13 +10,14 @@ from types import SimpleNamespace
 import pytest
 
 from connectors.orchestration import watcher
+from connectors.orchestration.health import health_rows
 from connectors.orchestration.schedules import (
     ScheduleFileError,
     load_schedules,
     parse_schedules,
     run_overrides,
 )
-from connectors.orchestration.tasks import health_rows, should_publish
+from connectors.orchestration.tasks import should_publish
 
 REPO = Path(__file__).resolve().parents[2]
 WAREHOUSE = "/srv/var/warehouse.duckdb"
