@@ -60,6 +60,7 @@ up: install ## start Kafka, the sink service, Airflow (127.0.0.1:8081) and Super
 	@$(AIRFLOWCTL) start
 	@$(SUPERSETCTL) start
 	@$(SUPERSETCTL) sync
+	@$(UF) partners superset-users
 
 down: ## stop every process `make up` started: Superset, Airflow, the sink, Kafka
 	-@$(SUPERSETCTL) stop

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -16,8 +14,9 @@ from rich.table import Table
 from connectors import demo as demo_module
 from connectors import quality
 from connectors import status as status_module
+from connectors import superset as superset_module
 from connectors.api.cli import api_app, partners_app
-from connectors.errors import ConfigError, UrbanFlowError
+from connectors.errors import UrbanFlowError
 from connectors.kafka.producer import EventProducer
 from connectors.kafka.topics import apply_topics, load_topics
 from connectors.sdk import load_config, run_source
@@ -227,12 +226,7 @@ def status() -> None:
 
 def _supersetctl(command: str) -> None:
     """Superset runs in its own venv (SQLAlchemy 1.4), so its commands go through supersetctl."""
-    settings = Settings.from_env()
-    script = settings.home / "infra" / "superset" / "supersetctl"
-    if not script.is_file():
-        raise ConfigError(f"{script} not found; set UF_HOME to the UrbanFlow checkout")
-    env = {**os.environ, "UF_VAR_DIR": str(settings.var_dir)}
-    raise typer.Exit(subprocess.run([str(script), command], env=env, check=False).returncode)
+    raise typer.Exit(superset_module.run(Settings.from_env(), command))
 
 
 @superset_app.command("sync")

@@ -9,6 +9,7 @@ individual path variables, never by guessing from a module's own location.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +98,12 @@ class Settings:
         )
 
 
+def api_rejections_dir(base: Settings) -> Path:
+    """Where the API logs what it refused: beside the warehouse, whose build reads it back
+    (stg_ops__api_rejections globs this folder next to the warehouse file)."""
+    return base.warehouse_path.parent / "api" / "rejections"
+
+
 @dataclass(frozen=True)
 class ApiSettings:
     """Settings of the partner push API; `ApiSettings.from_env()` lets tests set the env.
@@ -115,6 +122,11 @@ class ApiSettings:
     rate_burst: int
     key_cache_s: int
     linger_ms: int
+    #: the published database `GET /v1/feeds` reads, read-only (as Superset does)
+    serving_path: Path
+    #: where the API records what it refused, one JSON line per refusal: beside the warehouse,
+    #: whose build reads it back (stg_ops__api_rejections)
+    rejections_dir: Path
 
     @classmethod
     def from_env(cls) -> ApiSettings:
@@ -131,6 +143,8 @@ class ApiSettings:
             rate_burst=_int("UF_API_RATE_BURST", 100),
             key_cache_s=_int("UF_API_KEY_CACHE_S", 60, minimum=0),
             linger_ms=_int("UF_API_LINGER_MS", 5, minimum=0),
+            serving_path=_path("UF_SERVING_PATH", base.var_dir / "serving.duckdb"),
+            rejections_dir=api_rejections_dir(base),
         )
 
 
@@ -149,6 +163,8 @@ class OrchestrationSettings:
     watcher_poll_interval_s: float
     airflow_url: str
     airflow_admin_password_file: Path
+    dbt_manifest_path: Path
+    dbt_executable: Path
 
     @classmethod
     def from_env(cls) -> OrchestrationSettings:
@@ -164,4 +180,12 @@ class OrchestrationSettings:
             airflow_url=os.environ.get("UF_AIRFLOW_URL")
             or f"http://127.0.0.1:{_int('UF_AIRFLOW_PORT', 8081)}",
             airflow_admin_password_file=base.var_dir / "airflow" / "admin_password",
+            # Cosmos renders one task per model from this manifest (airflowctl start writes it)
+            dbt_manifest_path=_path(
+                "UF_AIRFLOW_DBT_MANIFEST", base.var_dir / "airflow" / "dbt" / "manifest.json"
+            ),
+            # dbt under the warehouse lock (connectors.transform.dbt_main), next to this Python
+            dbt_executable=_path(
+                "UF_AIRFLOW_DBT_EXECUTABLE", Path(sys.executable).parent / "urbanflow-dbt"
+            ),
         )

@@ -27,14 +27,15 @@ import yaml
 
 from connectors.errors import UrbanFlowError
 from connectors.kafka.topics import load_topics
-from connectors.settings import Settings
+from connectors.settings import Settings, api_rejections_dir
 from connectors.sink.loader import TopicPartitionKey, ensure_schema, stored_offsets
 from connectors.warehouse import warehouse_lock
 
 #: What refreshing the warehouse runs: seeds, snapshots, models and their data tests. Unit tests
 #: check SQL logic on fixed inputs, so they belong in development and CI (`make test` runs them
 #: through the integration suite), not in every refresh (dbt's own advice).
-WAREHOUSE_BUILD = ["build", "--exclude-resource-type", "unit_test"]
+WAREHOUSE_BUILD_FLAGS = ["--exclude-resource-type", "unit_test"]
+WAREHOUSE_BUILD = ["build", *WAREHOUSE_BUILD_FLAGS]
 
 
 def declare_raw_tables(settings: Settings) -> None:
@@ -87,22 +88,29 @@ def _dbt_child(args: list[str], env: dict[str, str], cwd: str, log: str | None) 
         with open(log, "wb", buffering=0) as out:
             os.dup2(out.fileno(), 1)
             os.dup2(out.fileno(), 2)
+    success = _invoke_dbt(args)
+    sys.stdout.flush()
+    sys.exit(0 if success else 1)
+
+
+def _invoke_dbt(args: list[str]) -> bool:
+    """`dbt <args>` in this process, for a process that lives for one dbt command."""
     from dbt.adapters.duckdb.connections import DuckDBConnectionManager
     from dbt.cli.main import dbtRunner
 
-    # The child lives for one dbt command: cyclic garbage collection during it only costs time
-    # (gen-2 passes over dbt's manifest took up to ~2 s of a 5 s refresh); collect once at the end.
+    # Cyclic garbage collection during one dbt command only costs time (gen-2 passes over dbt's
+    # manifest took up to ~2 s of a 5 s refresh); collect once at the end.
     gc.disable()
     result = dbtRunner().invoke(args)
     gc.enable()
     if result.exception is not None:  # e.g. an unknown option: dbt has not printed it
         print(f"dbt: {result.exception}", file=sys.stderr)
-    # A multiprocessing child ends with os._exit, skipping interpreter shutdown: drop dbt-duckdb's
-    # database now, so DuckDB checkpoints and closes the file as a `dbt` command would.
+    # The process may end with os._exit, skipping interpreter shutdown: drop dbt-duckdb's
+    # database now, so DuckDB checkpoints and closes the file as a `dbt` command would, and the
+    # lock is released only after that.
     DuckDBConnectionManager.close_all_connections()
     gc.collect()
-    sys.stdout.flush()
-    sys.exit(0 if result.success else 1)
+    return bool(result.success)
 
 
 @contextmanager
@@ -170,6 +178,20 @@ create table if not exists {BUILT_OFFSETS_TABLE} (
 #: The one input that does not arrive through Kafka: the quality gate's results, written after a
 #: build; the next refresh picks them up (fct_quality_runs).
 QUALITY_SELECTOR = "source:quality+"
+#: Airflow's pipeline-health DAG appends its checks (lag, freshness, failed runs) to raw tables;
+#: the next refresh builds and publishes them (fct_pipeline_health, fct_source_freshness, ...).
+HEALTH_SELECTOR = "source:orchestration+"
+#: What the partner API refused never reaches Kafka: it is a log of files the staging view reads.
+API_REJECTIONS_SELECTOR = "stg_ops__api_rejections+"
+#: The raw tables each of those two selectors reads, with the column saying when a row was written.
+_RESULT_TABLES = {
+    QUALITY_SELECTOR: [("_quality_results", "checked_at")],
+    HEALTH_SELECTOR: [
+        ("_pipeline_health", "checked_at"),
+        ("_source_freshness", "checked_at"),
+        ("_run_failures", "failed_at"),
+    ],
+}
 #: The sink's bookkeeping moves with every load; fct_source_health reads it and measures every raw
 #: table from dbt's graph (not recorded as lineage), so it is rebuilt whenever any topic moved.
 SINK_SELECTOR = "source:sink+"
@@ -187,15 +209,19 @@ class BuildPlan:
     full_refresh: bool = False
 
     @property
-    def dbt_args(self) -> list[str]:
+    def selection_args(self) -> list[str]:
         selection = ["--select", *self.selectors] if self.selectors else []
         rebuild = ["--full-refresh"] if self.full_refresh else []
+        return [*selection, *rebuild]
+
+    @property
+    def dbt_args(self) -> list[str]:
         # A refresh runs after every batch of events: keep logs/dbt.log at info (not every
         # statement), and skip dbt's JSON artifacts (~3 MB of manifest and run results rewritten
         # each time, read by nothing here; `urbanflow dbt ...` writes them). A failure is still
         # reported from dbt's own summary.
         quiet = ["--log-level-file", "info", "--no-write-json"]
-        return [*WAREHOUSE_BUILD, *quiet, *selection, *rebuild]
+        return [*WAREHOUSE_BUILD, *quiet, *self.selection_args]
 
 
 def plan_build(
@@ -206,6 +232,8 @@ def plan_build(
     built_project_hash: str | None,
     topic_sources: Mapping[str, str],
     new_quality_results: bool = False,
+    new_health_results: bool = False,
+    new_api_rejections: bool = False,
 ) -> BuildPlan:
     """Decide what to build from the sink's offsets now vs at the last successful build."""
     if built_project_hash is None:
@@ -223,6 +251,12 @@ def plan_build(
     if new_quality_results:
         selectors.append(QUALITY_SELECTOR)
         reasons.append("new quality gate results")
+    if new_health_results:
+        selectors.append(HEALTH_SELECTOR)
+        reasons.append("new pipeline health checks")
+    if new_api_rejections:
+        selectors.append(API_REJECTIONS_SELECTOR)
+        reasons.append("new API rejections")
     return BuildPlan(selectors, "; ".join(reasons) or "no new events since the last build")
 
 
@@ -259,6 +293,17 @@ class RefreshResult:
     seconds: float
 
 
+@dataclass(frozen=True, slots=True)
+class PlannedRefresh:
+    """A plan and what it was made from: recorded after a successful build, so the next refresh
+    starts where this one did (events loaded while dbt ran are built again: safe, incremental)."""
+
+    plan: BuildPlan
+    project_hash: str
+    offsets: dict[TopicPartitionKey, int]
+    planned_at: float
+
+
 def refresh_warehouse(
     settings: Settings, *, full_refresh: bool = False, capture: bool = False
 ) -> RefreshResult:
@@ -266,28 +311,45 @@ def refresh_warehouse(
     `full_refresh` rebuilds every model from scratch. Raises UrbanFlowError if dbt fails."""
     started = time.monotonic()
     with warehouse_lock(settings.warehouse_path):
-        declare_raw_tables(settings)
-        project_hash = project_fingerprint(settings.dbt_project_dir)
-        with _build_state(settings) as con:
-            offsets = stored_offsets(con)
-            plan = (
-                BuildPlan(None, "full refresh requested", full_refresh=True)
-                if full_refresh
-                else plan_build(
-                    offsets=offsets,
-                    built_offsets=_built_offsets(con),
-                    project_hash=project_hash,
-                    built_project_hash=_built_project_hash(con),
-                    topic_sources=topic_sources(settings),
-                    new_quality_results=_new_quality_results(con),
-                )
+        planned = _plan_locked(settings, full_refresh=full_refresh)
+        if planned.plan.selectors != []:
+            _run_dbt_locked(settings, planned.plan.dbt_args, capture=capture)
+            _record_locked(settings, planned)
+    return RefreshResult(planned.plan, time.monotonic() - started)
+
+
+def plan_refresh(settings: Settings) -> BuildPlan:
+    """What a refresh would build now, without building it (the lock is held for a moment)."""
+    with warehouse_lock(settings.warehouse_path):
+        return _plan_locked(settings, full_refresh=False).plan
+
+
+def _plan_locked(settings: Settings, *, full_refresh: bool) -> PlannedRefresh:
+    declare_raw_tables(settings)
+    project_hash = project_fingerprint(settings.dbt_project_dir)
+    planned_at = time.time()
+    with _build_state(settings) as con:
+        offsets = stored_offsets(con)
+        plan = (
+            BuildPlan(None, "full refresh requested", full_refresh=True)
+            if full_refresh
+            else plan_build(
+                offsets=offsets,
+                built_offsets=_built_offsets(con),
+                project_hash=project_hash,
+                built_project_hash=_built_project_hash(con),
+                topic_sources=topic_sources(settings),
+                new_quality_results=_new_results(con, QUALITY_SELECTOR),
+                new_health_results=_new_results(con, HEALTH_SELECTOR),
+                new_api_rejections=_new_api_rejections(con, api_rejections_dir(settings)),
             )
-        if plan.selectors != []:
-            build_started = time.time()
-            _run_dbt_locked(settings, plan.dbt_args, capture=capture)
-            with _build_state(settings) as con:
-                _record_build(con, build_started, project_hash, plan, offsets)
-    return RefreshResult(plan, time.monotonic() - started)
+        )
+    return PlannedRefresh(plan, project_hash, dict(offsets), planned_at)
+
+
+def _record_locked(settings: Settings, planned: PlannedRefresh) -> None:
+    with _build_state(settings) as con:
+        _record_build(con, planned.planned_at, planned.project_hash, planned.plan, planned.offsets)
 
 
 @contextmanager
@@ -305,18 +367,30 @@ def _built_offsets(con: duckdb.DuckDBPyConnection) -> dict[TopicPartitionKey, in
     return {(topic, partition): offset for topic, partition, offset in rows.fetchall()}
 
 
-def _new_quality_results(con: duckdb.DuckDBPyConnection) -> bool:
-    """Has the quality gate written results since the last build started?"""
-    exists = con.execute(
-        "select count(*) from information_schema.tables"
-        " where table_schema = 'raw' and table_name = '_quality_results'"
-    ).fetchall()[0][0]
-    if not exists:
+def _new_results(con: duckdb.DuckDBPyConnection, selector: str) -> bool:
+    """Have results of `selector`'s raw tables been written since the last build started?"""
+    existing = {
+        name
+        for (name,) in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'raw'"
+        ).fetchall()
+    }
+    last_build = f"(select max(started_at) from {BUILDS_TABLE})"
+    for table, written_at in _RESULT_TABLES[selector]:
+        if table not in existing:
+            continue
+        query = f"select coalesce(max({written_at}) > {last_build}, false) from raw.{table}"
+        if con.execute(query).fetchall()[0][0]:
+            return True
+    return False
+
+
+def _new_api_rejections(con: duckdb.DuckDBPyConnection, folder: Path) -> bool:
+    """Has the API written to its rejection log since the last build started?"""
+    last = con.execute(f"select epoch(max(started_at)) from {BUILDS_TABLE}").fetchall()[0][0]
+    if last is None or not folder.is_dir():
         return False
-    return con.execute(
-        f"""select coalesce(max(checked_at) > (select max(started_at) from {BUILDS_TABLE}), true)
-            from raw._quality_results"""
-    ).fetchall()[0][0]
+    return any(f.stat().st_mtime > last for f in folder.glob("*.jsonl"))
 
 
 def _built_project_hash(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -346,3 +420,35 @@ def _record_build(
         [started_at, project_hash, " ".join(plan.selectors or ["everything"])],
     )
     con.execute("commit")
+
+
+# --- dbt as Airflow runs it (Cosmos) -----------------------------------------------------------
+
+
+def dbt_main() -> None:
+    """`urbanflow-dbt <dbt args>`: the dbt executable the transform DAG gives Cosmos (DESIGN.md §5).
+
+    Every command runs under the warehouse lock, so Cosmos's tasks and the sink never write at
+    once. A `build` with no selection of its own (Cosmos's one producer task) builds what
+    `refresh_warehouse` would, plans and records it under the same lock hold, and does nothing
+    when nothing new landed (Cosmos's node tasks of what it did not build are skipped by the DAG);
+    any other command (a node task's re-run) runs as given."""
+    args = sys.argv[1:]
+    settings = Settings.from_env()
+    os.environ["UF_WAREHOUSE_PATH"] = str(settings.warehouse_path)
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    try:
+        with warehouse_lock(settings.warehouse_path):
+            if args[:1] != ["build"] or {"--select", "-s", "--selector"} & set(args):
+                declare_raw_tables(settings)  # a model task's own run, as Cosmos gives it
+                sys.exit(0 if _invoke_dbt(args) else 1)
+            planned = _plan_locked(settings, full_refresh="--full-refresh" in args)
+            print(f"urbanflow-dbt: {planned.plan.reason}", flush=True)
+            if planned.plan.selectors == []:
+                return
+            if not _invoke_dbt([*args, *WAREHOUSE_BUILD_FLAGS, *planned.plan.selection_args]):
+                sys.exit(1)
+            _record_locked(settings, planned)
+    except UrbanFlowError as exc:
+        print(f"urbanflow-dbt: {exc}", file=sys.stderr)
+        sys.exit(2)

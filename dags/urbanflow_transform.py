@@ -2,9 +2,16 @@
 
 Woken by the sink's `ops.warehouse.batch_landed.v1` events (an AssetWatcher with the Kafka message
 queue trigger) **or** every 10 minutes: the watcher is a wake-up call, never a ledger. What to build
-is decided by `connectors.transform.refresh_warehouse` from the sink's offsets, so a doubled
-wake-up builds nothing and a lost one costs at most the fallback interval. `max_active_runs=1`:
-DuckDB has one writer, and a burst of batches folds into the next run.
+is decided from the sink's offsets (`connectors.transform`), so a doubled wake-up builds nothing and
+a lost one costs at most the fallback interval. `max_active_runs=1`: DuckDB has one writer, and a
+burst of batches folds into the next run.
+
+dbt runs through astronomer-cosmos in its watcher mode: one `dbt build` (task
+`dbt.dbt_producer_watcher`, through `urbanflow-dbt`, which holds the warehouse lock and builds what
+the refresh plan says) reports each model and test to its own task in the `dbt` group, with its own
+log; clearing one of those tasks re-runs that model alone. The node tasks start when the build has
+finished (two cores: they would only slow it down), only for the nodes it built (the others are
+skipped), and publishing does not wait for them.
 """
 
 from __future__ import annotations
@@ -13,11 +20,14 @@ from datetime import timedelta
 
 from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 from airflow.sdk import Asset, AssetOrTimeSchedule, AssetWatcher, CronTriggerTimetable, dag, task
+from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode
 
 from connectors.orchestration import health, tasks, watcher
 from connectors.settings import OrchestrationSettings
 
 SETTINGS = OrchestrationSettings.from_env()
+DBT_PROJECT = SETTINGS.base.dbt_project_dir
 
 batch_landed = Asset(
     "urbanflow_batch_landed",
@@ -60,22 +70,85 @@ batch_landed = Asset(
     },
 )
 def urbanflow_transform():
-    @task
-    def refresh() -> dict:
-        """dbt build of what the new events feed; nothing when nothing new landed."""
-        return tasks.refresh()
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def plan() -> dict:
+        """What the new events feed; the dbt tasks are skipped when nothing new landed."""
+        planned = tasks.plan()
+        return planned if planned["build"] else {}
 
-    @task.short_circuit
-    def publish_needed(refreshed: dict) -> bool:
-        """Skip the gate when no mart changed and serving.duckdb is current."""
-        return tasks.should_publish(refreshed, tasks.serving_path().exists())
+    dbt = DbtTaskGroup(
+        group_id="dbt",
+        project_config=ProjectConfig(
+            dbt_project_path=DBT_PROJECT,
+            manifest_path=tasks.dbt_manifest(SETTINGS),
+            install_dbt_deps=False,  # the project has no packages
+        ),
+        profile_config=ProfileConfig(
+            profile_name="urbanflow",
+            target_name="dev",
+            profiles_yml_filepath=DBT_PROJECT / "profiles.yml",
+        ),
+        execution_config=ExecutionConfig(
+            execution_mode=ExecutionMode.WATCHER,
+            invocation_mode=InvocationMode.SUBPROCESS,
+            dbt_executable_path=str(SETTINGS.dbt_executable),
+        ),
+        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST),
+    )
+    built = _report_after_the_build(dbt)
+
+    @task.short_circuit(trigger_rule="none_failed")
+    def publish_needed(ti=None) -> bool:
+        """Gate and publish after a build that changed marts, or when nothing is served yet."""
+        planned = ti.xcom_pull(task_ids="plan") or {}
+        return tasks.should_publish(planned, tasks.serving_path().exists())
 
     @task
     def gate_and_publish() -> dict:
         """Great Expectations on a candidate; only a passing one replaces serving.duckdb."""
         return tasks.gate_and_publish()
 
-    publish_needed(refresh()) >> gate_and_publish()
+    plan() >> dbt
+    built >> publish_needed() >> gate_and_publish()
+
+
+def _report_after_the_build(group: DbtTaskGroup):
+    """Wire the node tasks to run after the producer (one `dbt build`), and only those of nodes
+    the build ran: the others are skipped by the scheduler, without a worker process each.
+    Returns the producer's done marker, which publishing waits for.
+
+    The producer is not retried: Cosmos skips a producer's second attempt, which would let a
+    failed build look done; the run fails instead and the next one builds again."""
+    build = group.get_child_by_label("dbt_producer_watcher")
+    built_marker = group.get_child_by_label("dbt_producer_watcher_done")
+    build.retries = 0
+    node_tasks = [t for t in group.iter_tasks() if t not in (build, built_marker)]
+
+    @task.branch(task_id="dbt_built_nodes", task_group=group)
+    def built_nodes(ti=None) -> list[str]:
+        """The node tasks whose node this run's build reported on (Cosmos's status XComs)."""
+        return [
+            t.task_id
+            for t in node_tasks
+            if ti.xcom_pull(task_ids=build.task_id, key=_status_key(t)) is not None
+        ]
+
+    branch = built_nodes()
+    build >> branch
+    for node_task in node_tasks:
+        branch >> node_task
+        # a built model whose parents were not built this run still reports
+        node_task.trigger_rule = "none_failed_min_one_success"
+    return built_marker
+
+
+def _status_key(node_task) -> str:
+    from cosmos.operators._watcher.aggregation import get_tests_status_xcom_key
+    from cosmos.operators._watcher.state import get_status_xcom_key
+
+    if node_task.is_test_sensor:
+        return get_tests_status_xcom_key(node_task.model_unique_id)
+    return get_status_xcom_key(node_task.model_unique_id)
 
 
 urbanflow_transform()

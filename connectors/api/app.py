@@ -21,11 +21,13 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from connectors.api.checks import RESULT_EXAMPLE, SOURCE_NOT_ALLOWED, Route, split_body
+from connectors.api.feeds import FeedReader, FeedStatus, FeedsUnavailable
 from connectors.api.files import RESULT_COLUMNS, file_events
 from connectors.api.partners import Partner
 from connectors.api.service import IngestService
@@ -129,6 +131,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     """The FastAPI app; the producer and publisher thread start with it (lifespan)."""
     settings = settings or ApiSettings.from_env()
     service = IngestService(settings)
+    feeds = FeedReader(settings.serving_path)
 
     app = FastAPI(
         title="UrbanFlow partner push API",
@@ -137,7 +140,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             'Partners push results as CloudEvents 1.0 (one event, or `{"events": [...]}`) or '
             "as CSV/XLSX files. Each partner writes only to its own sources; a retry with the "
             "same `(source, id)` is answered as a duplicate and never published twice. "
-            "`202` means Kafka has confirmed every accepted event."
+            "`202` means Kafka has confirmed every accepted event. `GET /v1/feeds` tells a "
+            "partner what it sent and what became of it, as of the last publish."
         ),
         lifespan=lambda _: service.publishing(),
     )
@@ -145,8 +149,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def logged_http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        """Every refusal is logged with the partner (when known) and the reason, never the key."""
+        """Every refusal is logged with the partner (when known) and the reason, never the key;
+        a known partner's refused request also goes to the rejection log (My feeds, /v1/feeds)."""
         partner = getattr(request.state, "partner", "-")
+        service.record_refused_request(request, exc.status_code, str(exc.detail))
         log.warning(
             "%s %s partner=%s status=%d reason=%s",
             request.method,
@@ -209,6 +215,28 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         if not rows:
             raise HTTPException(400, f"{name}: no data rows under the header")
         items = [item for _, item in rows]
-        return await service.ingest(request, partner, items, rows=[n for n, _ in rows])
+        return await service.ingest(
+            request, partner, items, rows=[n for n, _ in rows], source=source
+        )
+
+    @app.get(
+        "/v1/feeds",
+        response_model=FeedStatus,
+        responses={
+            401: {"model": Problem, "description": "No key, or an unknown or revoked key"},
+            429: {"model": Problem, "description": "Over the partner's rate limit"},
+            503: {"model": Problem, "description": "Nothing published yet; retry later"},
+        },
+        summary="Your feeds: what you sent, what was accepted, refused and why",
+    )
+    async def get_feeds(partner: current_partner) -> FeedStatus:
+        """The calling partner's feed status as the My feeds dashboard shows it, from the last
+        published data: per source and topic, events sent, accepted and refused (with the reasons,
+        from the sink and from this API), freshness, completeness and how many figures count
+        toward the plan's targets. Only the key's own partner, never another's."""
+        try:
+            return await run_in_threadpool(feeds.status, partner.slug)
+        except FeedsUnavailable as exc:
+            raise HTTPException(503, str(exc), {"Retry-After": "60"}) from None
 
     return app

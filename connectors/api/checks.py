@@ -6,6 +6,7 @@ validated in one msgspec pass; fastjsonschema has the last word and the message.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
@@ -127,6 +128,21 @@ def split_body(body: bytes, max_batch: int) -> list[bytes]:
             413, f"batch of {len(events)} events; the limit is {max_batch} (UF_API_MAX_BATCH)"
         )
     return [bytes(event) for event in events]
+
+
+def refused_origin(
+    raw: bytes | None, partner: Partner, routes: Mapping[str, Route], fallback_source: str
+) -> tuple[str, str]:
+    """(source, topic) a refused record is counted under: its own source only if the partner owns
+    it (else `fallback_source`, one of the partner's), the topic of its type if we route it (else
+    the partner results topic). Never raises: the record may be anything."""
+    head = _Head()
+    if raw is not None:
+        with contextlib.suppress(msgspec.MsgspecError):
+            head = _HEAD.decode(raw)
+    source = head.source if head.source and partner.allows(head.source) else fallback_source
+    route = routes.get(head.type) or routes[RESULT_TYPE]
+    return source, route.topic
 
 
 def _fast_decode(route: Route | None, raw: bytes) -> Any:

@@ -1,4 +1,10 @@
-"""`urbanflow api serve` and `urbanflow partners add|list|revoke`."""
+"""`urbanflow api serve` and `urbanflow partners add|list|revoke|superset-users`.
+
+A partner is one command: `partners add` issues its API key and makes its Superset user (role
+Partner, row-level security on its own rows) through `connectors.superset`; `partners revoke`
+disables both. Superset is optional: without it the key is still issued and one line says which
+command makes the user later.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from connectors import superset
 from connectors.api.partners import PartnerStore
 from connectors.settings import ApiSettings
 
@@ -59,15 +66,30 @@ def partners_add(
         ),
     ] = None,
 ) -> None:
-    """Register a partner and print its API key. The key is shown once and stored hashed."""
-    store = PartnerStore(ApiSettings.from_env().partners_db)
-    partner, key = store.add(slug, source)
+    """Register a partner, print its API key (shown once, stored hashed) and make its Superset
+    user (role Partner, its own rows only)."""
+    settings = ApiSettings.from_env()
+    partner, key = PartnerStore(settings.partners_db).add(slug, source)
     console.print(
         f"partner {partner.slug} may write sources {', '.join(partner.sources)}; "
         f"its key (shown once, store it now) is on stdout",
         highlight=False,
     )
     typer.echo(key)
+    _superset_user(settings, partner.slug)
+
+
+def _superset_user(settings: ApiSettings, slug: str) -> bool:
+    made = superset.add_partner_user(settings.base, slug)
+    if made.ok:
+        console.print(f"partner {slug}: Superset {made.detail}", highlight=False)
+    else:
+        console.print(
+            f"partner {slug}: Superset user not created ({made.detail}); "
+            f"run `{superset.LATER_COMMAND}` once Superset is set up",
+            highlight=False,
+        )
+    return made.ok
 
 
 @partners_app.command("list")
@@ -86,6 +108,39 @@ def partners_list() -> None:
 
 @partners_app.command("revoke")
 def partners_revoke(slug: str) -> None:
-    """Revoke a partner's key; a running API refuses it within UF_API_KEY_CACHE_S seconds."""
-    partner = PartnerStore(ApiSettings.from_env().partners_db).revoke(slug)
+    """Revoke a partner's key (a running API refuses it within UF_API_KEY_CACHE_S seconds) and
+    disable its Superset user and row-level security filter."""
+    settings = ApiSettings.from_env()
+    partner = PartnerStore(settings.partners_db).revoke(slug)
     out.print(f"partner {partner.slug}: key {partner.key_id}… revoked at {partner.revoked_at}")
+    _disable_superset_user(settings, partner.slug)
+
+
+def _disable_superset_user(settings: ApiSettings, slug: str) -> bool:
+    disabled = superset.disable_partner_user(settings.base, slug)
+    if disabled.ok:
+        console.print(f"partner {slug}: Superset {disabled.detail}", highlight=False)
+    else:
+        console.print(
+            f"partner {slug}: Superset user not disabled ({disabled.detail}); "
+            f"run `{superset.LATER_COMMAND}` once Superset is set up",
+            highlight=False,
+        )
+    return disabled.ok
+
+
+@partners_app.command("superset-users")
+def partners_superset_users() -> None:
+    """Bring Superset in line with the registry: a user for every active partner, revoked ones
+    disabled (what `partners add|revoke` do, for when Superset was not set up then)."""
+    settings = ApiSettings.from_env()
+    partners = PartnerStore(settings.partners_db).list()
+    done = sum(
+        _disable_superset_user(settings, p.slug)
+        if p.revoked_at
+        else _superset_user(settings, p.slug)
+        for p in partners
+    )
+    out.print(f"superset: {done} of {len(partners)} partners in line with {settings.partners_db}")
+    if done < len(partners):
+        raise typer.Exit(1)

@@ -18,9 +18,10 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from starlette.concurrency import run_in_threadpool
 
 from connectors.api.auth import KeyCache, RateLimiter
-from connectors.api.checks import Accepted, check_event, partner_routes
+from connectors.api.checks import RESULT_TYPE, Accepted, check_event, partner_routes, refused_origin
 from connectors.api.partners import Partner, PartnerStore, SeenEvents
 from connectors.api.publisher import Publisher
+from connectors.api.rejections import Rejection, RejectionLog
 from connectors.errors import DeliveryError
 from connectors.kafka.producer import EventProducer
 from connectors.refusals import Refused
@@ -48,6 +49,7 @@ class IngestService:
         self.routes = partner_routes(settings.base.topics_file)
         self.keys = KeyCache(PartnerStore(settings.partners_db), settings.key_cache_s)
         self.limiter = RateLimiter(settings.rate_per_s, settings.rate_burst)
+        self.rejections = RejectionLog(settings.rejections_dir)
         self.publisher: Publisher | None = None
 
     @asynccontextmanager
@@ -68,6 +70,27 @@ class IngestService:
             await self.publisher.stop()
             producer.close()
             seen.close()
+            self.rejections.close()
+
+    def record_refused_request(self, request: Request, status: int, reason: str) -> None:
+        """A whole push refused once its partner was known (400, 413, 415, 429, 503 ...).
+        A refused GET (/v1/feeds) sent no data, so it is only logged."""
+        partner = getattr(request.state, "caller", None)
+        if partner is None or request.method != "POST":  # 401: nobody to show it to
+            return
+        self.rejections.record(
+            partner,
+            [
+                Rejection(
+                    partner.default_source,
+                    self.routes[RESULT_TYPE].topic,
+                    "request",
+                    reason,
+                    status,
+                    request.url.path,
+                )
+            ],
+        )
 
     async def partner(
         self,
@@ -89,6 +112,7 @@ class IngestService:
                 401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"}
             )
         request.state.partner = partner.slug
+        request.state.caller = partner
         wait = self.limiter.acquire(partner.slug)
         if wait:
             raise HTTPException(
@@ -105,14 +129,17 @@ class IngestService:
         partner: Partner,
         items: Sequence[bytes | Refused],
         rows: Sequence[int] | None = None,
+        source: str | None = None,
     ) -> Response:
         """Check every record, publish the good ones, answer with counts and per-record errors.
 
         202 if anything was accepted (or was a duplicate); else 403 when every record names a
-        source the partner does not own, 422 otherwise.
+        source the partner does not own, 422 otherwise. Every refused record goes to the
+        rejection log, under `source` (a file's) or the partner's default source.
         """
         accepted: list[Accepted] = []
         errors: list[dict[str, Any]] = []
+        refused: list[tuple[bytes | None, Refused, int | None]] = []
         forbidden = 0
         max_event_bytes = self.settings.base.max_event_bytes
         for index, item in enumerate(items):
@@ -124,7 +151,9 @@ class IngestService:
                 except Refused as exc:
                     rejection = exc
             forbidden += rejection.forbidden
-            errors.append(refusal_record(rejection, index, rows[index] if rows else None))
+            row = rows[index] if rows else None
+            errors.append(refusal_record(rejection, index, row))
+            refused.append((None if isinstance(item, Refused) else item, rejection, row))
         duplicates = 0
         if accepted:
             assert self.publisher is not None, "the lifespan starts the publisher"
@@ -135,6 +164,7 @@ class IngestService:
                 raise HTTPException(503, detail, {"Retry-After": "5"}) from None
             duplicates = fresh.count(False)
         status = 202 if accepted else 403 if forbidden == len(errors) else 422
+        self._record_refused(request, partner, refused, status, source)
         body = {
             "accepted": len(accepted) - duplicates,
             "rejected": len(errors),
@@ -155,3 +185,30 @@ class IngestService:
             f" reasons={reasons}" if reasons else "",
         )
         return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+    def _record_refused(
+        self,
+        request: Request,
+        partner: Partner,
+        refused: list[tuple[bytes | None, Refused, int | None]],
+        status: int,
+        source: str | None,
+    ) -> None:
+        fallback = source or partner.default_source
+        rejections = []
+        for raw, rejection, row in refused:
+            own_source, topic = refused_origin(raw, partner, self.routes, fallback)
+            rejections.append(
+                Rejection(
+                    own_source,
+                    topic,
+                    rejection.error_class,
+                    rejection.reason,
+                    status,
+                    request.url.path,
+                    event_id=rejection.event_id,
+                    contract=rejection.contract,
+                    row=row,
+                )
+            )
+        self.rejections.record(partner, rejections)

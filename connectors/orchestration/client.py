@@ -41,6 +41,10 @@ def admin_password(settings: OrchestrationSettings) -> str:
     )
 
 
+#: Task instances per API page (Airflow's default maximum page size).
+TASK_PAGE = 100
+
+
 class AirflowClient:
     """The admin's REST session; `call` returns the decoded JSON answer."""
 
@@ -151,8 +155,15 @@ class AirflowClient:
         return self.call(f"dags/{_q(dag_id)}/dagRuns/{_q(run_id)}")
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """Every task instance of the run, page by page (the transform DAG has one per dbt node,
+        more than the API's page of 100)."""
         path = f"dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances"
-        return self.call(path)["task_instances"]
+        found: list[dict[str, Any]] = []
+        while True:
+            page = self.call(f"{path}?limit={TASK_PAGE}&offset={len(found)}")
+            found += page["task_instances"]
+            if not page["task_instances"] or len(found) >= page.get("total_entries", 0):
+                return found
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         return {ti["task_id"]: ti["state"] for ti in self.task_instances(dag_id, run_id)}

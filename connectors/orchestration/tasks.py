@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from connectors.errors import UrbanFlowError
 from connectors.orchestration.schedules import SourceSchedule, run_overrides
-from connectors.settings import Settings
+from connectors.settings import OrchestrationSettings, Settings
 
 #: DAGs start from here; none catches up (a source run reads to its own high-water mark).
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -43,28 +44,6 @@ def run_scheduled_source(entry: SourceSchedule, settings: Settings | None = None
         "rejected": report.rejected,
         "by_stream": dict(report.by_stream),
         "seconds": round(report.seconds, 2),
-    }
-
-
-def refresh(settings: Settings | None = None) -> dict[str, Any]:
-    """Build what the events loaded since the last build feed (`connectors.transform` decides);
-    nothing when nothing new landed, so a doubled wake-up or a fallback run costs ~a second."""
-    from connectors.transform import QUALITY_SELECTOR, refresh_warehouse
-
-    settings = _settings(settings)
-    result = refresh_warehouse(settings, capture=True)
-    selectors = result.plan.selectors
-    print(
-        ("nothing to build" if selectors == [] else "built")
-        + f" ({result.plan.reason}) in {result.seconds:.1f} s"
-    )
-    return {
-        "built": selectors != [],
-        # events (or the project) changed the marts, not only the gate's own results
-        "data_changed": selectors is None or any(s != QUALITY_SELECTOR for s in selectors),
-        "selectors": selectors,
-        "reason": result.plan.reason,
-        "seconds": round(result.seconds, 2),
     }
 
 
@@ -98,3 +77,39 @@ def gate_and_publish(settings: Settings | None = None) -> dict[str, Any]:
         "successful": stats.get("successful_expectations", 0),
         "run_id": report.run_id,
     }
+
+
+def plan() -> dict[str, Any]:
+    """What the next refresh would build, checked before Airflow starts the dbt tasks: when nothing
+    new landed (a doubled wake-up, most fallback runs) they are skipped, not started to idle."""
+    from connectors.transform import QUALITY_SELECTOR, plan_refresh
+
+    build_plan = plan_refresh(Settings.from_env())
+    selectors = build_plan.selectors
+    print(f"plan: {'nothing to build' if selectors == [] else 'build'} ({build_plan.reason})")
+    return {
+        "build": selectors != [],
+        # events (or the project) changed the marts, not only the gate's own results
+        "data_changed": selectors is None or any(s != QUALITY_SELECTOR for s in selectors),
+        "selectors": selectors,
+        "reason": build_plan.reason,
+    }
+
+
+def dbt_manifest(settings: OrchestrationSettings) -> Path:
+    """The manifest Cosmos renders the dbt tasks from; a clear error when it was never written."""
+    path = settings.dbt_manifest_path
+    if not path.is_file():
+        raise UrbanFlowError(
+            f"dbt manifest {path} not found: write it with `urbanflow dbt parse --target-path "
+            f"{path.parent}` (`infra/airflow/airflowctl start` does) or set UF_AIRFLOW_DBT_MANIFEST"
+        )
+    return path
+
+
+def write_dbt_manifest(settings: OrchestrationSettings) -> Path:
+    """`dbt parse` into the manifest's folder (under the warehouse lock, like every dbt run)."""
+    from connectors.transform import run_dbt
+
+    run_dbt(settings.base, ["parse", "--target-path", str(settings.dbt_manifest_path.parent)])
+    return dbt_manifest(settings)

@@ -48,9 +48,17 @@ class Observation:
     time_period: str
     value: float | None
     line: int | None
+    #: SDMX only (contract v2): annotations as sent, every measure by id when there are several,
+    #: and "delete" for an observation a data set with action Delete removes.
+    annotations: tuple[dict[str, str], ...] = ()
+    measures: dict[str, AttributeValue] = field(default_factory=dict)
+    action: str = "upsert"
 
     def to_event_data(self) -> dict[str, Any]:
-        """The `org.urbanflow.stats.observation.v1` payload; `labels` only when names were sent."""
+        """The `org.urbanflow.stats.observation.v1` payload; `labels` only when names were sent.
+
+        `annotations`, `measures` and `action` (v2 contract) appear only when they say something,
+        so an observation without them is a valid v1 payload, byte for byte as before."""
         data: dict[str, Any] = {
             "dataflow": self.dataflow,
             "series_key": self.series_key,
@@ -61,15 +69,21 @@ class Observation:
             data["labels"] = dict(self.labels)
         data["time_period"] = self.time_period
         data["value"] = self.value
+        if self.annotations:
+            data["annotations"] = [dict(a) for a in self.annotations]
+        if self.measures:
+            data["measures"] = dict(self.measures)
+        if self.action != "upsert":
+            data["action"] = self.action
         return data
 
 
-def observation_stream(topic: str, key: str) -> Stream:
-    """The one stream of an observation source (contract stats.observation.v1)."""
+def observation_stream(topic: str, key: str, event_type: str = OBSERVATION_TYPE) -> Stream:
+    """The one stream of an observation source (contract stats.observation.v1 unless told)."""
     return Stream(
         name="observations",
         topic=topic,
-        event_type=OBSERVATION_TYPE,
+        event_type=event_type,
         key=key,
         cursor="content hash per dataflow|series key|period (revisions are re-sent)",
     )

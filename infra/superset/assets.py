@@ -17,7 +17,14 @@ Runs inside .venv-superset with the environment supersetctl exports (`supersetct
   roles with exactly the listed permissions, dashboard roles (DASHBOARD_RBAC), and the default-deny
   Base row-level security filter; **partner-user <slug>** makes one partner's user, its own role
   and its Regular RLS filter (`partner_slug = '<slug>'`), with a password generated once into
-  `$UF_VAR_DIR/superset/partners/<slug>.password` (`ensure_partner_user`).
+  `$UF_VAR_DIR/superset/partners/<slug>.password` (`ensure_partner_user`); `urbanflow partners
+  add` calls it. **partner-disable <slug>** (`urbanflow partners revoke`) deactivates that user,
+  takes its roles and deletes its RLS filter and password file; a later partner-user restores all.
+- **analyst-user <name>** makes an analyst's user (role Analyst), password generated once into
+  `$UF_VAR_DIR/superset/users/<name>.password`.
+
+Users are written straight into the metadata database, so these commands work whether or not the
+server runs; they need the metadata set up (`supersetctl start` once) and the bundle synced.
 """
 
 from __future__ import annotations
@@ -294,6 +301,12 @@ def read_roles(bundle: Path) -> dict[str, Any]:
     for key in ("group_key", "base_filter", "partner_filter"):
         if key not in rls:
             raise BundleError(f"{path}: row_level_security.{key} is missing")
+    shared = rls.setdefault("shared_datasets", [])
+    if not isinstance(shared, list) or set(shared) & set(rls["partner_filter"]["datasets"]):
+        raise BundleError(
+            f"{path}: row_level_security.shared_datasets is a list of datasets without partner "
+            "rows, none of them filtered per partner"
+        )
     return config
 
 
@@ -303,6 +316,25 @@ def check_partner_slug(slug: str) -> str:
             f"partner slug {slug!r} is invalid: lowercase letters, digits and '-', 2-40 characters"
         )
     return slug
+
+
+def check_username(name: str) -> str:
+    """Analyst user names follow the partner slug rule: no quote, no space, no surprise."""
+    if not PARTNER_SLUG_RE.match(name):
+        raise BundleError(
+            f"user name {name!r} is invalid: lowercase letters, digits and '-', 2-40 characters"
+        )
+    return name
+
+
+def base_filter_tables(config: dict[str, Any], tables: list[str]) -> list[str]:
+    """The datasets the default-deny Base filter covers: all but the shared ones."""
+    shared = set(config["row_level_security"].get("shared_datasets") or [])
+    return [table for table in tables if table not in shared]
+
+
+def partner_rls_name(slug: str) -> str:
+    return f"partner {check_partner_slug(slug)}: own rows"
 
 
 def partner_role_name(config: dict[str, Any], slug: str) -> str:
@@ -400,7 +432,10 @@ def _datasets_by_name(names: list[str]) -> list[Any]:
     }
     missing = sorted(set(names) - set(found))
     if missing:
-        raise BundleError(f"superset/{ROLES_FILE} names datasets not in Superset: {missing}")
+        raise BundleError(
+            f"superset/{ROLES_FILE} names datasets not in Superset: {missing}; "
+            "import the bundle first (`urbanflow superset sync`)"
+        )
     return [found[name] for name in names]
 
 
@@ -462,7 +497,9 @@ def sync_roles(config: dict[str, Any]) -> str:
     base_filter.group_key = rls["group_key"]
     base_filter.clause = base["clause"]
     base_filter.roles = exempt
-    base_filter.tables = db.session.query(SqlaTable).order_by(SqlaTable.id).all()
+    every_table = db.session.query(SqlaTable).order_by(SqlaTable.id).all()
+    covered = set(base_filter_tables(config, [t.table_name for t in every_table]))
+    base_filter.tables = [t for t in every_table if t.table_name in covered]
     db.session.commit()
     partners = sum(
         1
@@ -487,25 +524,13 @@ def ensure_partner_user(
 
     config = read_roles(bundle)
     check_partner_slug(slug)
-    folder = _state_dir() / "partners"
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    secret_file = folder / f"{slug}.password"
-    if password is None:
-        if secret_file.exists() and secret_file.read_text().strip():
-            password = secret_file.read_text().strip()
-        else:
-            password = secrets.token_urlsafe(18)
-    old_umask = os.umask(0o077)
-    try:
-        secret_file.write_text(password + "\n")
-    finally:
-        os.umask(old_umask)
+    secret_file, password = _password_file("partners", slug, password)
     sync_roles(config)
     base_role = security_manager.find_role("Partner")
     own_role_name = partner_role_name(config, slug)
     own_role = security_manager.find_role(own_role_name) or security_manager.add_role(own_role_name)
     partner = config["row_level_security"]["partner_filter"]
-    rls = _rls_filter(f"partner {slug}: own rows")
+    rls = _rls_filter(partner_rls_name(slug))
     rls.filter_type = RowLevelSecurityFilterType.REGULAR.value
     rls.description = f"Partner {slug} sees only rows with {partner['column']} = '{slug}'."
     rls.group_key = config["row_level_security"]["group_key"]
@@ -525,12 +550,87 @@ def ensure_partner_user(
         if not user:
             raise BundleError(f"Superset refused to create the user of partner {slug}")
     else:
-        user.roles = [base_role, own_role]
-        user.active = True
-        from werkzeug.security import check_password_hash
+        _refresh_user(security_manager, user, [base_role, own_role], password)
+    db.session.commit()
+    return secret_file
 
-        if not check_password_hash(user.password, password):
-            security_manager.reset_password(user.id, password)
+
+def _password_file(folder_name: str, name: str, password: str | None) -> tuple[Path, str]:
+    """$UF_SUPERSET_STATE/<folder>/<name>.password (mode 600): the given password, else the one
+    kept there, else a new one."""
+    folder = _state_dir() / folder_name
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    secret_file = folder / f"{name}.password"
+    if password is None:
+        if secret_file.exists() and secret_file.read_text().strip():
+            password = secret_file.read_text().strip()
+        else:
+            password = secrets.token_urlsafe(18)
+    old_umask = os.umask(0o077)
+    try:
+        secret_file.write_text(password + "\n")
+    finally:
+        os.umask(old_umask)
+    return secret_file, password
+
+
+def _refresh_user(security_manager: Any, user: Any, roles: list[Any], password: str) -> None:
+    from werkzeug.security import check_password_hash
+
+    user.roles = roles
+    user.active = True
+    if not check_password_hash(user.password, password):
+        security_manager.reset_password(user.id, password)
+
+
+def disable_partner_user(slug: str, bundle: Path = DEFAULT_BUNDLE) -> str:
+    """Revoke a partner in Superset: its user deactivated and stripped of roles, its RLS filter
+    and password file deleted. Idempotent; `ensure_partner_user` restores everything."""
+    from superset.connectors.sqla.models import RowLevelSecurityFilter
+    from superset.extensions import db
+
+    from superset import security_manager
+
+    read_roles(bundle)
+    check_partner_slug(slug)
+    user = security_manager.find_user(username=slug)
+    rls = (
+        db.session.query(RowLevelSecurityFilter)
+        .filter_by(name=partner_rls_name(slug))
+        .one_or_none()
+    )
+    if rls is not None:
+        db.session.delete(rls)
+    if user is not None:
+        user.active = False
+        user.roles = []
+    db.session.commit()
+    (_state_dir() / "partners" / f"{slug}.password").unlink(missing_ok=True)
+    if user is None:
+        return f"superset: no user {slug}; nothing to disable"
+    return f"superset: partner user {slug} disabled (no role, no RLS filter, cannot sign in)"
+
+
+def ensure_analyst_user(name: str, password: str | None = None) -> Path:
+    """An analyst's user (role Analyst), password generated once into users/<name>.password."""
+    from superset.extensions import db
+
+    from superset import security_manager
+
+    check_username(name)
+    role = security_manager.find_role("Analyst")
+    if role is None:
+        raise BundleError("Superset has no role Analyst: run `supersetctl sync` first")
+    secret_file, password = _password_file("users", name, password)
+    user = security_manager.find_user(username=name)
+    if user is None:
+        made = security_manager.add_user(
+            name, name, "(analyst)", f"{name}@urbanflow.invalid", [role], password=password
+        )
+        if not made:
+            raise BundleError(f"Superset refused to create the user {name}")
+    else:
+        _refresh_user(security_manager, user, [role], password)
     db.session.commit()
     return secret_file
 
@@ -549,6 +649,31 @@ def cmd_partner_user(bundle: Path, slug: str) -> int:
     print(
         f"superset: partner user {slug} (role Partner + Partner {slug}; password in {secret_file})"
     )
+    return 0
+
+
+def cmd_partner_disable(bundle: Path, slug: str) -> int:
+    from flask import g
+
+    from superset import security_manager
+
+    app = _app()
+    with app.app_context():
+        g.user = security_manager.find_user(username="admin")
+        print(disable_partner_user(slug, bundle))
+    return 0
+
+
+def cmd_analyst_user(name: str) -> int:
+    from flask import g
+
+    from superset import security_manager
+
+    app = _app()
+    with app.app_context():
+        g.user = security_manager.find_user(username="admin")
+        secret_file = ensure_analyst_user(name)
+    print(f"superset: analyst user {name} (role Analyst; password in {secret_file})")
     return 0
 
 
@@ -585,8 +710,13 @@ def cmd_export(bundle: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="supersetctl", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("sync", "export", "roles", "partner-user"))
-    parser.add_argument("slug", nargs="?", help="partner slug (partner-user only)")
+    parser.add_argument(
+        "command",
+        choices=("sync", "export", "roles", "partner-user", "partner-disable", "analyst-user"),
+    )
+    parser.add_argument(
+        "slug", nargs="?", help="partner slug (partner-user, partner-disable) or user name"
+    )
     parser.add_argument(
         "--bundle", type=Path, default=DEFAULT_BUNDLE, help="bundle folder (default superset/)"
     )
@@ -598,9 +728,13 @@ def main(argv: list[str] | None = None) -> int:
     from superset.commands.exceptions import CommandInvalidError
 
     try:
-        if args.command == "partner-user":
+        if args.command in ("partner-user", "partner-disable", "analyst-user"):
             if not args.slug:
-                raise BundleError("usage: supersetctl partner-user <slug>")
+                raise BundleError(f"usage: supersetctl {args.command} <name>")
+            if args.command == "partner-disable":
+                return cmd_partner_disable(args.bundle, args.slug)
+            if args.command == "analyst-user":
+                return cmd_analyst_user(args.slug)
             return cmd_partner_user(args.bundle, args.slug)
         if args.command == "roles":
             return cmd_roles(args.bundle)

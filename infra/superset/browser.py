@@ -19,9 +19,11 @@ a generous deadline, never a fixed sleep.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 CHROMIUM = os.environ.get("UF_CHROMIUM", "/usr/bin/chromium")
@@ -36,6 +38,10 @@ CHROMIUM_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
 ]
 
+#: Interval between two frames compared by `_screenshot` (polling, not a wait for speed).
+STABLE_POLL_MS = 500
+STABLE_MAX_MS = 30_000
+
 # Chart holders and their final states in Superset 6.1's dashboard page.
 # A chart is drawn once its slice container (absent while "Waiting on <database>") holds a canvas,
 # an svg, a table or a big number; empty once it holds the empty-state; failed on an error alert.
@@ -46,6 +52,12 @@ RENDERED = ", ".join(
 )
 EMPTY = f"{_SLICE} .ant-empty"
 ERROR = "[data-test=chart-container] .ant-alert-error, [data-test=chart-container] [role=alert]"
+
+_ALL_DRAWN_JS = """([holder, rendered, empty, error]) => {
+  const nodes = [...document.querySelectorAll(holder)];
+  return nodes.length > 0 && nodes.every(n =>
+    n.querySelector(rendered) || n.querySelector(empty) || n.querySelector(error));
+}"""
 
 _STATE_JS = """([holder, rendered, empty, error]) => {
   const out = [];
@@ -72,16 +84,48 @@ def sign_in(page, url: str, user: str, password: str, timeout_ms: int) -> None:
     page.wait_for_url(lambda u: "/login" not in u, timeout=timeout_ms)
 
 
+_REFUSED_JS = """([holder, path]) => document.querySelector(holder)
+  || !location.pathname.startsWith(path)
+  || document.querySelector('.ant-result, [role=alert], [data-test=toast-container] *')"""
+
+
+def _refused(page, url: str, slug: str) -> int | None:
+    """The status the dashboard API gives this browser session (its cookies) when it refuses."""
+    answer = page.request.get(f"{url}/api/v1/dashboard/{slug}", fail_on_status_code=False)
+    return answer.status if answer.status in (401, 403, 404) else None
+
+
 def check_dashboard(page, url: str, slug: str, timeout_ms: int, shots: Path | None) -> dict:
     target = f"{url}/superset/dashboard/{slug}/"
+    refused = None if "/login" in page.url else _refused(page, url, slug)
     response = page.goto(target, wait_until="domcontentloaded", timeout=timeout_ms)
     result: dict = {"dashboard": slug, "url": target, "charts": 0, "rendered": 0, "empty": 0}
     result["errors"] = []
     if "/login" in page.url:
         result["status"] = "login"
+        _screenshot(page, shots, slug, result, timeout_ms)
         return result
-    if response is not None and response.status in (403, 404):
-        result["status"] = "forbidden" if response.status == 403 else "not_found"
+    if refused is None and response is not None and response.status in (403, 404):
+        refused = response.status
+    if refused is not None:
+        # What the user is shown instead: the page leaves the dashboard or says why; either way
+        # not one chart may be drawn.
+        result["status"] = "not_found" if refused == 404 else "forbidden"
+        # The server's own 403/404 page has no script to wait for; the app's page (200) shows
+        # the refusal itself. Bounded: the API has already refused, this waits for what is shown.
+        if response is None or response.status not in (403, 404):
+            # Playwright's TimeoutError: the page stayed blank, which is no chart either
+            with contextlib.suppress(Exception):
+                page.wait_for_function(
+                    _REFUSED_JS,
+                    arg=[CHART_HOLDER, f"/superset/dashboard/{slug}"],
+                    timeout=min(timeout_ms, 60_000),
+                )
+        states = page.evaluate(_STATE_JS, [CHART_HOLDER, RENDERED, EMPTY, ERROR])
+        result["charts"] = len(states)
+        result["rendered"] = sum(1 for s in states if s["rendered"])
+        result["page"] = page.inner_text("body")[:500]
+        _screenshot(page, shots, slug, result, timeout_ms)
         return result
     try:
         page.wait_for_selector(CHART_HOLDER, timeout=timeout_ms)
@@ -90,15 +134,15 @@ def check_dashboard(page, url: str, slug: str, timeout_ms: int, shots: Path | No
         result["status"] = "forbidden" if page.url != target or text else "no_charts"
         result["page"] = text
         return result
-    page.wait_for_function(
-        """([holder, rendered, empty, error]) => {
-             const nodes = [...document.querySelectorAll(holder)];
-             return nodes.length > 0 && nodes.every(n =>
-               n.querySelector(rendered) || n.querySelector(empty) || n.querySelector(error));
-           }""",
-        arg=[CHART_HOLDER, RENDERED, EMPTY, ERROR],
-        timeout=timeout_ms,
-    )
+
+    # Every chart drawn (or empty, or failed), and the page no longer changing (animations,
+    # native filters re-querying), checked together so the report and the screenshot agree.
+    def all_drawn() -> None:
+        page.wait_for_function(
+            _ALL_DRAWN_JS, arg=[CHART_HOLDER, RENDERED, EMPTY, ERROR], timeout=timeout_ms
+        )
+
+    frame = _stable_frame(page, timeout_ms, all_drawn)
     states = page.evaluate(_STATE_JS, [CHART_HOLDER, RENDERED, EMPTY, ERROR])
     result["status"] = "ok"
     result["charts"] = len(states)
@@ -106,14 +150,42 @@ def check_dashboard(page, url: str, slug: str, timeout_ms: int, shots: Path | No
         1 for s in states if s["rendered"] and not s["empty"] and not s["error"]
     )
     result["chart_titles"] = [s["title"] for s in states]
+    result["empty_titles"] = [s["title"] for s in states if s["empty"]]
     result["empty"] = sum(1 for s in states if s["empty"])
     result["errors"] = [f"{s['title']}: {s['error']}" for s in states if s["error"]]
-    if shots is not None:
-        shots.mkdir(parents=True, exist_ok=True)
-        path = shots / f"{slug}.png"
-        page.screenshot(path=str(path), full_page=True)
-        result["screenshot"] = str(path)
+    _save(frame, shots, slug, result)
     return result
+
+
+def _stable_frame(page, timeout_ms: int, ready=None) -> bytes:
+    """A full-page frame once two in a row are identical (and `ready()` holds before each):
+    ECharts draws a canvas, then animates bars and needles, so a first drawn frame may show them
+    half grown. Polled for at most STABLE_MAX_MS (a page that never settles, e.g. a moving
+    element, keeps its last frame): it decides what the picture shows, never a test outcome."""
+    deadline = time.monotonic() + min(timeout_ms, STABLE_MAX_MS) / 1000
+    frame = b""
+    while True:
+        if ready is not None:
+            ready()
+        again = page.screenshot(full_page=True, animations="disabled")
+        if again == frame or time.monotonic() > deadline:
+            return again
+        frame = again
+        page.wait_for_timeout(STABLE_POLL_MS)
+
+
+def _save(frame: bytes, shots: Path | None, slug: str, result: dict) -> None:
+    if shots is None:
+        return
+    shots.mkdir(parents=True, exist_ok=True)
+    path = shots / f"{slug}.png"
+    path.write_bytes(frame)
+    result["screenshot"] = str(path)
+
+
+def _screenshot(page, shots: Path | None, slug: str, result: dict, timeout_ms: int) -> None:
+    if shots is not None:
+        _save(_stable_frame(page, timeout_ms), shots, slug, result)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,8 @@ table, checked as data: no Docker engine and no network needed."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from functools import cache
 from pathlib import Path
@@ -275,10 +277,12 @@ def test_image_sets_uf_home_and_copies_every_file_the_cli_reads(target: str):
     } <= copied, target
 
 
-def test_planned_ingest_api_does_not_start_by_default():
+def test_the_ingest_api_serves_and_shares_the_warehouse_volume():
+    """It reads serving.duckdb for GET /v1/feeds and logs rejections beside the warehouse."""
     api = services()["ingest-api"]
-    assert api["profiles"] == ["planned"]
+    assert "profiles" not in api
     assert command_text(api) == "api serve --host 0.0.0.0 --port 8080"
+    assert "warehouse:/var/lib/urbanflow" in api["volumes"]
 
 
 # -- wiring ----------------------------------------------------------------------------------------
@@ -382,3 +386,163 @@ def test_readme_configuration_table_gives_every_setting_a_default():
     settings = set(UF_VARIABLE.findall(SETTINGS_MODULE.read_text(encoding="utf-8")))
     rows = readme_configuration_rows()
     assert {name for name in settings if not rows.get(name)} == set()
+
+
+# -- Airflow runs the platform's DAGs --------------------------------------------------------------
+#: Where the airflow image keeps the project (UF_HOME) and where the shared volume is mounted.
+IMAGE_HOME = "/opt/urbanflow"
+VOLUME_DIR = "/var/lib/urbanflow"
+#: Files `docker build` writes itself (not copied from the repo), and the RUN step that does.
+BUILT_IN_IMAGE = {
+    "/opt/urbanflow/airflow/dbt/manifest.json": (
+        r"dbt parse [^\n]*--target-path /opt/urbanflow/airflow/dbt\b"
+    ),
+    "/opt/urbanflow/bin/urbanflow-dbt": (
+        r"ln -s [^\n]*urbanflow-dbt[^\n]* /opt/urbanflow/bin/urbanflow-dbt\b"
+    ),
+}
+
+
+def resolved(value: str) -> str:
+    """A compose value as a container sees it when .env sets only the required secrets."""
+    value = re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*:-([^}]*)\}", r"\1", value)
+    return re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*(:?\?[^}]*)?\}", "from-the-env", value)
+
+
+def dockerfile_env(target: str) -> dict[str, str]:
+    """`ENV A=b \\ C=d` lines of a Dockerfile stage."""
+    env: dict[str, str] = {}
+    for block in re.findall(r"^ENV\s+((?:[^\n]*\\\n)*[^\n]*)", dockerfile_stage(target), re.M):
+        for pair in block.replace("\\\n", " ").split():
+            key, _, value = pair.partition("=")
+            env[key] = value
+    return env
+
+
+def dockerfile_copies(target: str) -> dict[str, str]:
+    """Destination in the image -> source in the repo, for each COPY of a stage."""
+    copies = {}
+    for line in re.findall(r"^COPY\s+(?:--\S+\s+)*(.+)$", dockerfile_stage(target), re.M):
+        *sources, dest = line.split()
+        if len(sources) == 1:
+            copies[dest.rstrip("/")] = sources[0]
+    return copies
+
+
+def container_env(name: str) -> dict[str, str]:
+    """The environment an Airflow service's processes get: the image's ENV, then compose's."""
+    env = {**dockerfile_env("airflow")}
+    env.update({key: resolved(value) for key, value in env_of(services()[name]).items()})
+    return env
+
+
+@pytest.fixture
+def orchestration_settings_in(monkeypatch):
+    """OrchestrationSettings as the DAG code builds them inside an Airflow container."""
+
+    def settings_in(name: str):
+        from connectors.settings import OrchestrationSettings
+
+        for key in list(os.environ):
+            if key.startswith(("UF_", "DBT_", "AIRFLOW")):
+                monkeypatch.delenv(key)
+        for key, value in container_env(name).items():
+            monkeypatch.setenv(key, value)
+        return OrchestrationSettings.from_env()
+
+    return settings_in
+
+
+def test_airflow_containers_resolve_every_orchestration_setting_inside_the_image(
+    orchestration_settings_in,
+):
+    """Every path the DAG code reads points into the image (files the Dockerfile copies from the
+    repo, or writes itself) or onto the shared volume, never at a repo-relative default."""
+    copies = dockerfile_copies("airflow")
+    stage = dockerfile_stage("airflow")
+    for name in airflow_services():
+        settings = orchestration_settings_in(name)
+        base = settings.base
+        assert str(base.home) == IMAGE_HOME, name
+        assert base.kafka_bootstrap == "kafka:9092", name
+        paths = {
+            field: getattr(obj, field)
+            for obj in (base, settings)
+            for field in vars(obj)
+            # contracts ship inside the installed package; home is checked above
+            if isinstance(getattr(obj, field), Path) and field not in {"contracts_dir", "home"}
+        }
+        for field, path in paths.items():
+            where = f"{name}: {field} = {path}"
+            if str(path) == VOLUME_DIR or str(path).startswith(VOLUME_DIR + "/"):
+                continue
+            assert str(path).startswith(IMAGE_HOME + "/"), where
+            if str(path) in BUILT_IN_IMAGE:
+                assert re.search(BUILT_IN_IMAGE[str(path)], stage), where
+                continue
+            dest = next(
+                (d for d in copies if str(path) == d or str(path).startswith(d + "/")), None
+            )
+            assert dest is not None, f"{where}: not copied into the airflow image"
+            assert (REPO_ROOT / copies[dest] / str(path)[len(dest) :].lstrip("/")).exists(), where
+        assert url_parts(settings.airflow_url).hostname == "airflow-api-server", name
+
+
+def test_airflow_reads_the_repos_schedule_file_from_its_dag_folder(orchestration_settings_in):
+    copies = dockerfile_copies("airflow")
+    dags_in_image = next(dest for dest, source in copies.items() if source.rstrip("/") == "dags")
+    for name in airflow_services():
+        env = container_env(name)
+        assert env["AIRFLOW__CORE__DAGS_FOLDER"] == dags_in_image, name
+        schedules = orchestration_settings_in(name).source_schedules_file
+        assert str(schedules) == f"{dags_in_image}/sources.yml", name
+        # the DAG files come from the same build as the package they call, not a bind mount
+        assert not [v for v in services()[name].get("volumes", []) if "dags" in v], name
+    assert (REPO_ROOT / "dags" / "sources.yml").is_file()
+
+
+def test_the_watchers_kafka_connection_is_the_one_the_transform_dag_names(
+    orchestration_settings_in,
+):
+    for name in airflow_services():
+        settings = orchestration_settings_in(name)
+        env = container_env(name)
+        key = f"AIRFLOW_CONN_{settings.kafka_conn_id.upper()}"
+        assert key in env, f"{name}: the DAG uses connection {settings.kafka_conn_id!r}"
+        connection = json.loads(env[key])
+        assert connection["conn_type"] == "kafka", name
+        extra = connection["extra"]
+        assert extra["bootstrap.servers"] == env["UF_KAFKA_BOOTSTRAP"], name
+        # its own consumer group: sharing the sink's would steal the sink's partitions
+        assert extra["group.id"] and extra["group.id"] != settings.base.sink_group, name
+        assert extra["auto.offset.reset"] == "earliest", name
+        stray = [k for k in env if k.startswith("AIRFLOW_CONN_") and "KAFKA" in k and k != key]
+        assert stray == [], name
+
+
+def test_airflow_shares_the_warehouse_volume_and_paths_with_the_sink():
+    sink = services()["sink"]
+    sink_env = env_of(sink)
+    warehouse_dir = str(Path(sink_env["UF_WAREHOUSE_PATH"]).parent)
+    sink_volume = {v.split(":")[1]: v.split(":")[0] for v in sink["volumes"]}[warehouse_dir]
+    for name, svc in airflow_services().items():
+        env = env_of(svc)
+        for key in ("UF_WAREHOUSE_PATH", "UF_STATE_DIR", "UF_VAR_DIR", "UF_TOPICS_FILE"):
+            assert env[key] == sink_env[key], f"{name}.{key}"
+        mounts = {v.split(":")[1]: v.split(":")[0] for v in svc["volumes"]}
+        assert mounts.get(warehouse_dir) == sink_volume, name
+        assert env["DBT_TARGET_PATH"].startswith(warehouse_dir + "/"), name
+
+
+def test_airflow_image_owns_the_volume_dir_and_can_import_the_watchers_apply_function():
+    stage = dockerfile_stage("airflow")
+    assert re.search(r"mkdir -p [^\n]*/var/lib/urbanflow\b", stage)
+    assert re.search(r"chown -R airflow:0 [^\n]*/var/lib/urbanflow\b", stage)
+    assert re.search(r"python -c [^\n]*APPLY_FUNCTION", stage), "build-time apply_function check"
+    assert stage.rstrip().splitlines()[-1].strip() != "USER root"
+    assert re.findall(r"^USER\s+(\S+)", stage, re.M)[-1] == "airflow"
+
+
+def test_airflow_starts_the_dags_unpaused():
+    for name in airflow_services():
+        assert container_env(name)["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "false", name

@@ -26,11 +26,25 @@ if importlib.util.find_spec("airflow") is None:
 
 @pytest.fixture(scope="module")
 def dagbag(tmp_path_factory):
-    """Airflow's DagBag over dags/, with a throwaway AIRFLOW_HOME (set before airflow loads)."""
+    """Airflow's DagBag over dags/, with a throwaway AIRFLOW_HOME (set before airflow loads) and
+    the dbt manifest Cosmos renders from, written as `airflowctl start` writes it."""
     home = tmp_path_factory.mktemp("airflow-home")
-    saved = {k: os.environ.get(k) for k in ("AIRFLOW_HOME", "AIRFLOW__CORE__LOAD_EXAMPLES")}
+    names = (
+        "AIRFLOW_HOME",
+        "AIRFLOW__CORE__LOAD_EXAMPLES",
+        "UF_AIRFLOW_DBT_MANIFEST",
+        "UF_VAR_DIR",
+    )
+    saved = {k: os.environ.get(k) for k in names}
     os.environ["AIRFLOW_HOME"] = str(home)
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    os.environ["AIRFLOW__COSMOS__ENABLE_TELEMETRY"] = "False"
+    os.environ["UF_VAR_DIR"] = str(home / "var")
+    os.environ["UF_AIRFLOW_DBT_MANIFEST"] = str(home / "dbt" / "manifest.json")
+    from connectors.orchestration.tasks import write_dbt_manifest
+    from connectors.settings import OrchestrationSettings
+
+    write_dbt_manifest(OrchestrationSettings.from_env())
     from airflow.dag_processing.dagbag import DagBag
 
     yield DagBag(dag_folder=str(DAGS))
@@ -63,7 +77,8 @@ def test_every_dag_has_an_owner_tags_retries_a_timeout_and_docs(dagbag):
         for task in dag.tasks:
             where = f"{dag_id}.{task.task_id}"
             assert task.owner and task.owner != "airflow", where
-            assert task.retries >= 1, where
+            # Cosmos skips a producer's retry, which would make a failed build look done
+            assert task.retries >= 1 or task.task_id == "dbt.dbt_producer_watcher", where
             assert task.execution_timeout is not None, where
             assert task.on_failure_callback, where
 
@@ -101,11 +116,38 @@ def test_the_transform_dag_runs_on_the_batch_landed_asset_or_a_fallback_timetabl
     assert kwargs["apply_function"] == watcher.APPLY_FUNCTION
     assert kwargs["kafka_config_id"] == "urbanflow_kafka"
     assert set(kwargs["apply_function_kwargs"]) == {"warehouse"}
-    assert [t.task_id for t in dag.topological_sort()] == [
-        "refresh",
-        "publish_needed",
-        "gate_and_publish",
+    order = [t.task_id for t in dag.topological_sort()]
+    assert order[:3] == ["plan", "dbt.dbt_producer_watcher", "dbt.dbt_producer_watcher_done"]
+    assert order[-2:] == ["publish_needed", "gate_and_publish"]
+
+
+def test_every_model_seed_snapshot_and_test_is_a_task_fed_by_one_dbt_build(dagbag):
+    """Cosmos watcher mode: one producer runs `dbt build` through urbanflow-dbt; each node has its
+    own task, started after the build; publishing waits for the build, not for the node tasks."""
+    import json
+
+    from connectors.settings import OrchestrationSettings
+
+    dag = dagbag.dags["urbanflow_transform"]
+    manifest = json.loads(OrchestrationSettings.from_env().dbt_manifest_path.read_text())
+    models = {n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "model"}
+    seeds = {n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "seed"}
+    run_tasks = {t.split(".")[1].removesuffix("_run") for t in dag.task_ids if t.endswith("run")}
+    assert models <= run_tasks
+    assert all(any(s in t for t in dag.task_ids) for s in seeds)
+    # a model with data tests has its own test task next to its run task
+    assert "dbt.fct_strategic_progress.test" in dag.task_ids
+    producer = dag.task_dict["dbt.dbt_producer_watcher"]
+    assert producer.dbt_executable_path.endswith("urbanflow-dbt")
+    assert producer.retries == 0
+    node_tasks = [
+        t for t in dag.tasks if t.task_id.startswith("dbt.") and "producer" not in t.task_id
     ]
+    # every node task waits for the build, and runs only if the build ran its node
+    assert all(
+        "dbt.dbt_built_nodes" in t.upstream_task_ids for t in node_tasks if "built" not in t.task_id
+    )
+    assert dag.task_dict["publish_needed"].upstream_task_ids == {"dbt.dbt_producer_watcher_done"}
 
 
 def test_the_triggerer_can_import_the_apply_function_outside_the_dag_bundle(tmp_path):

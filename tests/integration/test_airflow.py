@@ -163,6 +163,13 @@ def running_stack(
         **extra_env,
     }
     apply_topics(kafka_bootstrap, load_topics(Settings.from_env().topics_file))
+    # A warehouse built and published once, as a running platform's is: the runs under test then
+    # build what their events feed (the full first build is `test_airflow_dags_test_...`'s).
+    for command in ("refresh", "publish"):
+        done = subprocess.run(
+            [str(BIN / "urbanflow"), command], env=env, capture_output=True, text=True, timeout=900
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
     try:
         started = ctl(AIRFLOWCTL, "start", env)
         assert started.returncode == 0, started.stdout + started.stderr
@@ -257,7 +264,10 @@ def test_a_source_dags_events_reach_serving_through_the_batch_landed_asset(stack
             if run["run_type"] != "asset_triggered" or run["state"] != "success":
                 continue
             states = api.task_states("urbanflow_transform", run["dag_run_id"])
-            if states.get("gate_and_publish") == "success" and mart_rows(serving) > 0:
+            if (
+                states.get("gate_and_publish") == "success"
+                and mart_rows(serving, "fct_city_indicator") > 0
+            ):
                 return run
         return None
 
@@ -309,6 +319,63 @@ def test_the_airflow_demo_publishes_then_a_second_run_sends_and_builds_nothing(s
     assert second.marts == first.marts
     # A late wake-up from the first run's batches may still start a transform run (the watcher is
     # a wake-up call, not a ledger): what matters is that it had nothing to send or change.
+
+
+def test_airflow_dags_test_of_the_transform_dag_publishes_what_the_warehouse_holds(
+    tmp_path, kafka_bootstrap
+):
+    """`airflow dags test urbanflow_transform` (the whole DAG in one process, Cosmos's watcher
+    mode included) on a loaded warehouse: serving.duckdb holds the marts dbt built, totals equal;
+    a second run builds only the gate's results and leaves serving.duckdb as it was."""
+    run_id = uuid.uuid4().hex[:8]
+    env = {
+        **os.environ,
+        "UF_VAR_DIR": str(tmp_path / "var"),
+        "UF_WAREHOUSE_PATH": str(tmp_path / "var" / "warehouse.duckdb"),
+        "UF_STATE_DIR": str(tmp_path / "var" / "state"),
+        "UF_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "UF_SINK_GROUP": f"test-dags-test-{run_id}",
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "AIRFLOW__COSMOS__CACHE_DIR": str(tmp_path / "cosmos"),
+        "GX_ANALYTICS_ENABLED": "false",
+    }
+
+    def run(*args: str, timeout: float = 1800) -> str:
+        done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
+        assert done.returncode == 0, f"{args}: {done.stdout[-4000:]}{done.stderr[-4000:]}"
+        return done.stdout + done.stderr
+
+    urbanflow = str(BIN / "urbanflow")
+    apply_topics(kafka_bootstrap, load_topics(Settings.from_env().topics_file))
+    run(urbanflow, "source", "run", "sdmx", str(REPO / "sample_data" / "sdmx"))
+    run(urbanflow, "sink", "run", "--until-caught-up", "--no-progress")
+    run(str(AIRFLOW_BIN), "db", "migrate")
+    run(
+        str(BIN / "python"),
+        "-c",
+        "from connectors.orchestration.tasks import write_dbt_manifest;"
+        "from connectors.settings import OrchestrationSettings;"
+        "write_dbt_manifest(OrchestrationSettings.from_env())",
+    )
+    first = run(str(AIRFLOW_BIN), "dags", "test", "urbanflow_transform")
+    assert "urbanflow-dbt: first build of this warehouse" in first
+
+    warehouse, serving = tmp_path / "var" / "warehouse.duckdb", tmp_path / "var" / "serving.duckdb"
+    total = "select count(*), sum(value) from marts.fct_city_indicator"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        built = con.execute(total).fetchall()[0]
+    with duckdb.connect(str(serving), read_only=True) as con:
+        published = con.execute(total).fetchall()[0]
+    assert built[0] > 0 and published == built
+    served = serving.stat().st_mtime_ns
+
+    # the only new input is the gate's own results: built into the warehouse, not published
+    second = run(str(AIRFLOW_BIN), "dags", "test", "urbanflow_transform")
+    assert "plan: build (new quality gate results)" in second
+    assert serving.stat().st_mtime_ns == served
 
 
 def test_start_twice_is_harmless_and_stop_leaves_no_process(stack):

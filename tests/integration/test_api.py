@@ -50,6 +50,8 @@ def api_env(bootstrap: str, folder: Path, topics_file: Path, **settings: str) ->
     return {
         "UF_KAFKA_BOOTSTRAP": bootstrap,
         "UF_TOPICS_FILE": str(topics_file),
+        "UF_VAR_DIR": str(folder),
+        "UF_WAREHOUSE_PATH": str(folder / "warehouse.duckdb"),
         "UF_PARTNERS_DB": str(folder / "partners.sqlite"),
         **settings,
     }
@@ -407,7 +409,7 @@ def test_docs_and_the_openapi_document_are_served(api):
     spec = httpx.get(f"{api.server.url}/openapi.json", timeout=WAIT_S).json()
 
     assert docs.status_code == 200 and "swagger-ui" in docs.text
-    assert set(spec["paths"]) == {"/v1/events", "/v1/files"}
+    assert set(spec["paths"]) == {"/v1/events", "/v1/files", "/v1/feeds"}
     assert {"HTTPBearer", "APIKeyHeader"} <= set(spec["components"]["securitySchemes"])
 
 
@@ -421,6 +423,11 @@ def test_a_key_from_partners_add_works_and_no_key_ever_reaches_the_server_log(ap
         check=True,
     )
     key = added.stdout.strip()
+    # No Superset set up under this var dir: the key is issued all the same, and one line says so.
+    (line,) = [line for line in added.stderr.splitlines() if "Superset" in line]
+    assert line.startswith(f"partner {slug}: Superset user not created (")
+    assert line.endswith("run `urbanflow partners superset-users` once Superset is set up")
+    assert "Traceback" not in added.stderr
     listed = subprocess.run(
         [CLI, "partners", "list"], env={**os.environ, **api.env}, capture_output=True, text=True
     )
@@ -433,3 +440,39 @@ def test_a_key_from_partners_add_works_and_no_key_ever_reaches_the_server_log(ap
     assert f"partner={slug} status=202 accepted=1" in log
     assert key not in log
     assert not re.search(r"uf_[a-z0-9-]+_[A-Za-z0-9_-]{40}", log)  # no partner's key at all
+
+
+def rejection_log(api: Api) -> list[dict[str, Any]]:
+    folder = Path(api.env["UF_VAR_DIR"]) / "api" / "rejections"
+    return [orjson.loads(line) for path in folder.glob("*.jsonl") for line in path.open("rb")]
+
+
+def test_refused_records_and_requests_go_to_the_rejection_log_under_the_callers_own_source(api):
+    slug, key = api.partner()
+    other, _ = api.partner()
+    run = uuid.uuid4().hex[:8]
+    own = f"urn:partner:{slug}"
+    events = [
+        result_event(f"{run}-ok", own),
+        result_event(f"{run}-bad", f"{own}:kenya", value=-1),
+        result_event(f"{run}-foreign", f"urn:partner:{other}"),
+    ]
+
+    response = api.server.post(key, json={"events": events})
+    too_many = api.server.post(key, json={"events": [events[0]] * 51})
+
+    assert response.status_code == 202 and too_many.status_code == 413
+    mine = [r for r in rejection_log(api) if r["partner_slug"] == slug]
+    by_id = {r["event_id"]: r for r in mine}
+    assert by_id[f"{run}-bad"]["source_urn"] == f"{own}:kenya"
+    assert by_id[f"{run}-bad"]["error_class"] == "contract"
+    assert "$.data.value" in by_id[f"{run}-bad"]["reason"]
+    # another partner's source is logged under the caller's own: it never reaches the other's feed
+    assert by_id[f"{run}-foreign"]["source_urn"] == own
+    assert by_id[f"{run}-foreign"]["error_class"] == "forbidden"
+    (request,) = [r for r in mine if r["error_class"] == "request"]
+    assert request["http_status"] == 413 and "batch of 51 events" in request["reason"]
+    assert {r["kafka_topic"] for r in mine} == {api.topic}
+    assert f"{run}-ok" not in by_id
+    assert not any(r["source_urn"].startswith(f"urn:partner:{other}") for r in mine)
+    assert key not in orjson.dumps(mine).decode()

@@ -157,6 +157,6 @@ def test_three_sources_land_in_raw_tables_bad_hxl_row_in_dlq_and_reruns_send_not
     assert headers["uf.error.reason"] == (
         f"{HXL_BAD_NUMBER}:4: column H (#affected+f+idps): '11,38O' is not a count of people"
     )
-    assert headers["uf.contract"] == "org.urbanflow.hxl.record.v1"
+    assert headers["uf.contract"] == "org.urbanflow.hxl.record.v2"
     assert headers["uf.source"] == "hxl"
     assert dead[0].key == b"dtm_eth_bad_number.csv"

@@ -4,8 +4,9 @@ A real Superset (infra/superset/supersetctl, .venv-superset) on a free port with
 under a tmp var dir serves a serving.duckdb made by the real pipeline (`urbanflow demo` on the test
 broker; or a copy of `UF_TEST_SERVING_PATH` when set, to iterate faster; `UF_TEST_SUPERSET_PORT`
 pins the port). The bundle is synced
-through `supersetctl sync` (assets, roles, row-level security) and two partner users are made with
-`supersetctl partner-user`; everything is then checked through the REST API as a client would.
+through `supersetctl sync` (assets, roles, row-level security), two partners are registered with
+`urbanflow partners add` (API key and Superset user in one command) and an analyst is made with
+`supersetctl analyst-user`; everything is then checked through the REST API as a client would.
 tests/integration/test_superset_browser.py reuses the same running Superset (`shared_superset`).
 Waits are for a condition with a generous deadline, never a fixed sleep.
 """
@@ -41,8 +42,12 @@ PEOPLE_REACHED_SQL = (
     " where target_code = 'people_reached' and theme_code = 'all'"
 )
 DEADLINE_S = 120
-#: Partners of the sample world whose Superset users the fixture makes (`supersetctl partner-user`).
+#: Partners of the sample world the fixture registers (`urbanflow partners add`).
 PARTNERS = ("habitat-asia", "urban-futures")
+#: The analyst user the fixture makes (`supersetctl analyst-user`).
+ANALYST = "analyst"
+#: Dashboards a partner may open; every other one is for analysts.
+PARTNER_DASHBOARDS = ("my-feeds", "strategic-plan")
 
 if not (VENV / "bin" / "gunicorn").exists():
     pytest.skip(
@@ -130,6 +135,19 @@ class Superset:
 
     def partner_password_file(self, slug: str) -> Path:
         return Path(self.env["UF_VAR_DIR"]) / "superset" / "partners" / f"{slug}.password"
+
+    def analyst_password_file(self) -> Path:
+        return Path(self.env["UF_VAR_DIR"]) / "superset" / "users" / f"{ANALYST}.password"
+
+    def urbanflow(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """An urbanflow command on this Superset's var dir (its partners database too)."""
+        return subprocess.run(
+            [str(URBANFLOW), *args],
+            env={**self.env, "COLUMNS": "200"},
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
 
     def as_user(self, username: str, password: str) -> Superset:
         """Another client of the same server, signed in as `username`."""
@@ -250,8 +268,11 @@ def _start_superset(tmp_path_factory: pytest.TempPathFactory, serving_path: Path
         synced = server.ctl("sync")
         assert synced.returncode == 0, synced.stdout[-3000:] + synced.stderr[-3000:]
         for slug in PARTNERS:
-            made = server.ctl("partner-user", slug)
+            made = server.urbanflow("partners", "add", slug)
             assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
+            assert f"partner {slug}: Superset partner user {slug}" in made.stderr, made.stderr
+        analyst = server.ctl("analyst-user", ANALYST)
+        assert analyst.returncode == 0, analyst.stdout[-3000:] + analyst.stderr[-3000:]
         server.login()
     except BaseException:
         server.ctl("stop")
@@ -427,11 +448,12 @@ def test_roles_of_roles_yml_exist_and_dashboards_carry_them(superset: Superset) 
     assert {"Admin", "Analyst", "Partner"} | {f"Partner {slug}" for slug in PARTNERS} <= roles
     dashboards = superset.listing("dashboard", ["slug", "roles.name"])
     by_slug = {d["slug"]: {r["name"] for r in d["roles"]} for d in dashboards}
-    assert by_slug.pop("my-feeds") == {"Analyst", "Partner"}
+    for slug in PARTNER_DASHBOARDS:
+        assert by_slug.pop(slug) == {"Analyst", "Partner"}
     assert all(names == {"Analyst"} for names in by_slug.values()), by_slug
 
 
-def test_a_partner_sees_only_my_feeds_and_only_its_own_rows(
+def test_a_partner_sees_my_feeds_with_only_its_own_rows_and_the_whole_plan(
     superset: Superset, serving_path: Path
 ) -> None:
     datasets = _dataset_ids(superset)
@@ -442,10 +464,11 @@ def test_a_partner_sees_only_my_feeds_and_only_its_own_rows(
         .fetchall()
     }
     assert set(PARTNERS) <= everyone
+    plan_rows = _scalar(serving_path, "select count(*) from marts.fct_strategic_progress")
     for slug in PARTNERS:
         partner = _partner(superset, slug)
-        listed = [d["slug"] for d in partner.listing("dashboard", ["slug"])]
-        assert listed == ["my-feeds"]
+        listed = sorted(d["slug"] for d in partner.listing("dashboard", ["slug"]))
+        assert listed == sorted(PARTNER_DASHBOARDS)
         answer = _rows(partner, "fct_partner_feeds", ["partner_slug", "source_urn"], datasets)
         assert answer.status_code == 200, answer.text[:500]
         seen = {row["partner_slug"] for row in answer.json()["result"][0]["data"]}
@@ -453,12 +476,63 @@ def test_a_partner_sees_only_my_feeds_and_only_its_own_rows(
         dead = _rows(partner, "fct_dead_letters", ["partner_slug"], datasets)
         assert dead.status_code == 200
         assert {r["partner_slug"] for r in dead.json()["result"][0]["data"]} <= {slug}
+        # The plan is programme-wide (no partner column, no partner's rows): the same for all.
+        plan = _rows(partner, "fct_strategic_progress", ["strategic_progress_key"], datasets)
+        assert plan.status_code == 200, plan.text[:500]
+        assert len(plan.json()["result"][0]["data"]) == plan_rows
         # Data behind the analyst dashboards is refused outright.
-        assert _rows(partner, "fct_strategic_progress", ["target_code"], datasets).status_code in (
+        assert _rows(partner, "fct_source_health", ["raw_table"], datasets).status_code in (
             401,
             403,
         )
-        plan = partner.http.get(f"{superset.url}/api/v1/dashboard/strategic-plan", timeout=30)
-        assert plan.status_code in (403, 404)
+        health = partner.http.get(f"{superset.url}/api/v1/dashboard/pipeline-health", timeout=30)
+        assert health.status_code in (403, 404)
     admin_rows = _rows(superset, "fct_partner_feeds", ["partner_slug"], datasets)
     assert {r["partner_slug"] for r in admin_rows.json()["result"][0]["data"]} == everyone
+
+
+def test_an_analyst_lists_every_dashboard_and_sees_every_partners_rows(
+    superset: Superset, serving_path: Path
+) -> None:
+    analyst = superset.as_user(ANALYST, superset.analyst_password_file().read_text().strip())
+    listed = {d["slug"] for d in analyst.listing("dashboard", ["slug"])}
+    assert listed == {d["slug"] for d in _bundle("dashboards")}
+    datasets = _dataset_ids(superset)
+    answer = _rows(analyst, "fct_partner_feeds", ["partner_slug"], datasets)
+    assert answer.status_code == 200, answer.text[:500]
+    seen = {r["partner_slug"] for r in answer.json()["result"][0]["data"]}
+    assert seen == {
+        row[0]
+        for row in duckdb.connect(str(serving_path), read_only=True)
+        .execute("select distinct partner_slug from marts.fct_partner_feeds")
+        .fetchall()
+    }
+
+
+def test_partners_revoke_disables_the_superset_user_and_add_brings_it_back(
+    superset: Superset,
+) -> None:
+    slug = f"p-{uuid.uuid4().hex[:6]}"
+    added = superset.urbanflow("partners", "add", slug)
+    assert added.returncode == 0, added.stderr[-2000:]
+    password = superset.partner_password_file(slug).read_text().strip()
+    superset.as_user(slug, password)  # signs in
+
+    revoked = superset.urbanflow("partners", "revoke", slug)
+    assert revoked.returncode == 0, revoked.stderr[-2000:]
+    assert f"partner {slug}: Superset partner user {slug} disabled" in revoked.stderr
+    refused = requests.post(
+        f"{superset.url}/api/v1/security/login",
+        json={"username": slug, "password": password, "provider": "db", "refresh": False},
+        timeout=30,
+    )
+    assert refused.status_code == 401
+    assert not superset.partner_password_file(slug).exists()
+    filters = superset.get("/api/v1/rowlevelsecurity/", page_size=100)["result"]
+    assert f"partner {slug}: own rows" not in {f["name"] for f in filters}
+
+    again = superset.urbanflow("partners", "add", slug)  # a revoked partner may be re-keyed
+    assert again.returncode == 0, again.stderr[-2000:]
+    superset.as_user(slug, superset.partner_password_file(slug).read_text().strip())
+    filters = superset.get("/api/v1/rowlevelsecurity/", page_size=100)["result"]
+    assert f"partner {slug}: own rows" in {f["name"] for f in filters}

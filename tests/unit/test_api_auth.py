@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 
 import orjson
 import pytest
 
 from connectors.api.auth import KeyCache, RateLimiter
-from connectors.api.checks import RESULT_EXAMPLE, RESULT_TYPE, check_event, partner_routes
+from connectors.api.checks import (
+    RESULT_EXAMPLE,
+    RESULT_TYPE,
+    check_event,
+    partner_routes,
+    refused_origin,
+)
 from connectors.api.partners import PartnerStore, SeenEvents, key_id
+from connectors.api.rejections import Rejection, RejectionLog
 from connectors.errors import ConfigError
 from connectors.refusals import Refused
 from connectors.settings import SOURCE_TREE as REPO_ROOT
@@ -203,3 +211,58 @@ def test_seen_events_claims_each_source_and_id_once_and_a_rollback_forgets(tmp_p
     seen.close()
     with sqlite3.connect(tmp_path / "partners.sqlite") as con:
         assert con.execute("select count(*) from seen_events").fetchone() == (4,)
+
+
+# --- what a refusal is counted under, and the rejection log ---------------------------------------
+
+
+def test_a_refused_record_counts_under_its_own_source_only_if_the_caller_owns_it(store):
+    partner, _ = store.add("acme", ["urn:partner:acme", "urn:partner:acme:"])
+    routes = partner_routes(REPO_ROOT / "infra" / "kafka" / "topics.yml")
+    topic = routes[RESULT_TYPE].topic
+
+    assert refused_origin(event("urn:partner:acme:kenya"), partner, routes, "urn:partner:acme") == (
+        "urn:partner:acme:kenya",
+        topic,
+    )
+    # another partner's source, no JSON at all, no record: the caller's fallback source
+    for raw in (event("urn:partner:rival"), b"not json", None):
+        assert refused_origin(raw, partner, routes, "urn:partner:acme") == (
+            "urn:partner:acme",
+            topic,
+        )
+
+
+def test_the_rejection_log_writes_one_flushed_json_line_per_refusal_per_day(store, tmp_path):
+    partner, _ = store.add("acme")
+    days = iter([datetime(2026, 3, 1, 23, 59, tzinfo=UTC), datetime(2026, 3, 2, 0, 1, tzinfo=UTC)])
+    log = RejectionLog(tmp_path / "rejections", now=lambda: next(days))
+    bad = Rejection(
+        "urn:partner:acme",
+        "partner.push.result.v1",
+        "contract",
+        "x" * 5000,
+        422,
+        "/v1/events",
+        event_id="e-1",
+        contract=RESULT_TYPE,
+    )
+
+    log.record(partner, [bad, bad])
+    log.record(
+        partner, [Rejection("urn:partner:acme", "t", "request", "too big", 413, "/v1/files")]
+    )
+
+    files = sorted((tmp_path / "rejections").glob("*.jsonl"))
+    assert [f.name.split(".")[0] for f in files] == ["2026-03-01", "2026-03-02"]
+    first = [orjson.loads(line) for line in files[0].read_bytes().splitlines()]  # before close
+    assert len(first) == 2 and first[0]["rejected_at"] == "2026-03-01T23:59:00.000000Z"
+    assert first[0]["partner_slug"] == "acme" and first[0]["event_id"] == "e-1"
+    assert len(first[0]["reason"]) == 2000
+    (second,) = [orjson.loads(line) for line in files[1].read_bytes().splitlines()]
+    assert (second["error_class"], second["http_status"], second["event_id"]) == (
+        "request",
+        413,
+        None,
+    )
+    log.close()

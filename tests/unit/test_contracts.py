@@ -138,3 +138,30 @@ def test_envelope_source_must_be_a_urn():
 def test_unknown_event_type_lists_the_known_ones():
     with pytest.raises(ContractError, match=OBSERVATION):
         get_contract("org.example.nothing.v1")
+
+
+OBSERVATION_V2 = "org.urbanflow.stats.observation.v2"
+
+
+def test_observation_v2_is_a_real_second_version_that_keeps_every_v1_payload_valid():
+    v1, v2 = get_contract(OBSERVATION), get_contract(OBSERVATION_V2)
+
+    assert (v2.family, v2.version) == (v1.family, 2)
+    assert list(backward_incompatibilities(v1.schema, v2.schema)) == []
+    v2.validate_data(VALID_DATA)
+
+
+def test_observation_v2_carries_annotations_measures_and_deletions_that_v1_refuses():
+    deletion = {
+        **VALID_DATA,
+        "value": None,
+        "action": "delete",
+        "annotations": [{"id": "NOTE", "title": "Provisional", "type": "remark"}],
+        "measures": {"OBS_VALUE": None, "CONF_LEVEL": "C95"},
+    }
+
+    get_contract(OBSERVATION_V2).validate_data(deletion)
+    with pytest.raises(ContractError, match="must not contain"):
+        get_contract(OBSERVATION).validate_data(deletion)
+    with pytest.raises(ContractError, match="action"):
+        get_contract(OBSERVATION_V2).validate_data({**VALID_DATA, "action": "purge"})

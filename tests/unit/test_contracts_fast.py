@@ -96,3 +96,41 @@ def test_fast_decoder_accepts_only_events_the_schema_accepts(data, action, value
 def test_keywords_outside_the_supported_subset_are_not_compiled(schema):
     with pytest.raises(NotCompilable):
         to_type(schema)
+
+
+def _v2_event() -> dict:
+    """A synthetic observation event promoted to v2, with what only v2 carries."""
+    event = orjson.loads(next(observation_events(1, target_bytes=300))[1])
+    event["type"] = "org.urbanflow.stats.observation.v2"
+    event["data"].update(
+        action="delete",
+        annotations=[{"id": "NOTE", "title": "Provisional", "text": "t"}],
+        measures={"OBS_VALUE": 1.5, "CONF_LEVEL": "C95"},
+    )
+    return event
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.data(),
+    st.sampled_from(["replace", "delete", "add"]),
+    json_values
+    | st.sampled_from(["upsert", "delete", "purge", [{"id": 1}], [{"x": "y"}], [{}], {"M": []}]),
+    st.text(max_size=8),
+)
+def test_fast_decoder_of_observation_v2_accepts_only_events_the_schema_accepts(
+    data, action, value, new_key
+):
+    contract = get_contract("org.urbanflow.stats.observation.v2")
+    decoder = compile_event_decoder(contract.event_schema, "E")
+    event = _v2_event()
+    contract.validate_event(event)
+    mutated = _mutate(event, data.draw(st.sampled_from(_paths(event))), action, value, new_key)
+    try:
+        decoder.decode(orjson.dumps(mutated))
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return
+    try:
+        contract.validate_event(mutated)
+    except ContractError as exc:
+        pytest.fail(f"fast path accepted an invalid v2 event ({exc}): {mutated}")

@@ -16,12 +16,16 @@ from connectors.contracts import get_contract
 from connectors.errors import ConfigError, SourceFormatError
 from connectors.sdk import Checkpoint, Record, Refused, load_config
 from connectors.sources import hxl
-from connectors.sources.hxl.helpers import column_letter, parse_columns
+from connectors.sources.hxl import helpers
+from connectors.sources.hxl.helpers import column_letter, parse_columns, parse_date
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hxl"
 DTM_CSV = FIXTURES / "dtm_som_idp_sites_2024-03.csv"
 DTM_XLSX = FIXTURES / "dtm_eth_site_assessment_r35.xlsx"
 BAD_NUMBER = FIXTURES / "dtm_eth_bad_number.csv"
+LATIN1_CSV = FIXTURES / "dtm_hnd_returnees_latin1.csv"  # reported: refused as "not UTF-8"
+WRONG_DIMENSION_XLSX = FIXTURES / "dtm_eth_wrong_dimension.xlsx"  # <dimension ref="A1:K">
+DATES_CSV = FIXTURES / "dtm_nga_idps_dates.csv"  # reported: "1 March 2015" dead-lettered
 
 
 def _read(inputs: list, state: dict | None = None, **settings) -> list:
@@ -127,7 +131,9 @@ def _with_sheet(workbook: bytes, edit) -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("declared", ["A1:B2", "C4:D5", "A1:XFD1048576"])
+@pytest.mark.parametrize(
+    "declared", ["A1:B2", "C4:D5", "A1:XFD1048576", "A1:K", "A0", "bogus", "A1:XFE1048577", ""]
+)
 def test_xlsx_with_wrong_declared_dimensions_is_read_whole(tmp_path, declared):
     path = tmp_path / DTM_XLSX.name
     path.write_bytes(
@@ -147,7 +153,10 @@ def test_xlsx_with_wrong_declared_dimensions_is_read_whole(tmp_path, declared):
     ("content", "problem"),
     [
         (lambda xlsx: xlsx[: len(xlsx) // 2], "not a readable XLSX workbook"),
-        (lambda xlsx: _with_sheet(xlsx, lambda xml: xml[:-40]), "not a readable XLSX sheet"),
+        (
+            lambda xlsx: _with_sheet(xlsx, lambda xml: xml[:-40]),
+            r"not a readable XLSX workbook: .*\(sheet1\.xml, line 1\)",
+        ),
     ],
     ids=["truncated file", "broken sheet XML"],
 )
@@ -161,10 +170,16 @@ def test_broken_xlsx_is_refused_naming_the_file(tmp_path, content, problem):
     assert raised.value.origin == str(path)
 
 
-def test_every_record_satisfies_the_hxl_contract():
-    contract = get_contract("org.urbanflow.hxl.record.v1")
-    for record in _records(_read([DTM_CSV, DTM_XLSX])):
-        contract.validate_data(record.data)
+def test_every_record_satisfies_the_hxl_contract_and_those_without_warnings_v1_too():
+    v1, v2 = get_contract("org.urbanflow.hxl.record.v1"), get_contract(hxl.EVENT_TYPE)
+    records = _records(_read([DTM_CSV, DTM_XLSX, LATIN1_CSV, DATES_CSV, WRONG_DIMENSION_XLSX]))
+
+    assert hxl.EVENT_TYPE == "org.urbanflow.hxl.record.v2"
+    assert sum("warnings" in r.data for r in records) == 2
+    for record in records:
+        v2.validate_data(record.data)
+        if "warnings" not in record.data:
+            v1.validate_data(record.data)
 
 
 def test_untagged_file_is_refused_naming_the_file():
@@ -287,3 +302,185 @@ def test_hxl_csv_url_is_fetched_over_http():
     assert requests == ["/dtm/som_sites.csv?round=12"]
     assert len(records) == 40
     assert {r.data["dataset"] for r in records} == {"som_sites.csv"}
+
+
+# ------------------------------------------------------------ the three reported problems
+
+
+def test_latin1_csv_loads_with_its_accented_names_and_counts():
+    assert b"Moraz\xe1n" in LATIN1_CSV.read_bytes()  # Latin-1 bytes, not UTF-8
+
+    out = _read([LATIN1_CSV])
+    records = _records(out)
+
+    assert not [i for i in out if isinstance(i, Refused)]
+    assert len(records) == 9
+    tegucigalpa = _cell(records, 3, 7)
+    assert {k: tegucigalpa[k] for k in ("admin1", "admin2", "city_code", "sex", "value")} == {
+        "admin1": "Francisco Morazán",
+        "admin2": "Distrito Central",
+        "city_code": "HNTGU",
+        "sex": "female",
+        "value": 760,
+    }
+    assert tegucigalpa["header"] == "Retornadas (mujeres)"
+    assert tegucigalpa["date"] == "2024-04-30"
+    assert {r.data["admin1"] for r in records} == {"Francisco Morazán", "Cortés", "Atlántida"}
+    assert sum(r.data["value"] for r in records if r.data["sex"] == "total") == 1840 + 2315 + 412
+
+
+def test_xlsx_with_a_malformed_dimension_loads_every_row_without_a_traceback():
+    sheet = zipfile.ZipFile(WRONG_DIMENSION_XLSX).read("xl/worksheets/sheet1.xml")
+    assert b'<dimension ref="A1:K"' in sheet  # xlrd3 alone raises ValueError on it
+
+    records = _records(_read([WRONG_DIMENSION_XLSX]))
+
+    assert len(records) == 23
+    assert [r.data for r in records] == [
+        {**r.data, "dataset": WRONG_DIMENSION_XLSX.name} for r in _records(_read([DTM_XLSX]))
+    ]
+    assert _cell(records, 5, 10)["value"] == 6210
+
+
+def test_dates_are_normalised_as_libhxl_reads_them_and_an_unreadable_one_is_a_warning():
+    out = _read([DATES_CSV])
+    records = _records(out)
+
+    assert not [i for i in out if isinstance(i, Refused)]
+    assert len(records) == 8  # 4 rows x 2 counts: the row with no date keeps its counts
+    by_row = {r.data["row"]: r.data for r in records if r.data["column"] == 5}
+    assert {row: data.get("date") for row, data in by_row.items()} == {
+        3: "2015-03-01",  # 1 March 2015
+        4: "2015-03-15",  # 15/03/2015, day first
+        5: "2015-03",
+        6: None,  # not reported
+    }
+    assert by_row[3]["value"] == 12040 and by_row[6]["value"] == 11980
+    assert _cell(records, 6, 6)["value"] == 6480
+    warned = [r.data for r in records if "warnings" in r.data]
+    assert [(w["row"], w["warnings"]) for w in warned] == [
+        (
+            6,
+            ["column D (#date+reported): 'not reported' is not a date; counts kept without a date"],
+        ),
+    ] * 2
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ("1 March 2015", "2015-03-01"),
+        ("01/03/2015", "2015-03-01"),
+        ("2015-03-01", "2015-03-01"),
+        (" 2015-3 ", "2015-03"),
+        ("2015", "2015"),
+        ("March 2015", "2015-03"),
+        ("2015-03-01 10:30:00", "2015-03-01"),
+        (2015, "2015"),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_date_cells_normalise_to_a_day_month_or_year(cell, expected):
+    assert parse_date(cell) == expected
+
+
+@pytest.mark.parametrize(
+    ("cell", "problem"),
+    [
+        ("not reported", "'not reported' is not a date"),
+        ("2015-02-30", "'2015-02-30' is not a date"),
+        ("2015Q1", "'2015Q1' reads as 2015Q1, not a day, month or year"),
+        ("1 March", "'1 March' has no year"),
+        ("99999999999999999999999", "is not a date"),
+    ],
+)
+def test_date_cells_that_cannot_be_carried_say_why(cell, problem):
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        parse_date(cell)
+
+
+# ------------------------------------------------------------ formats libhxl reads
+
+
+def test_json_rows_and_json_objects_load_like_the_csv(tmp_path):
+    rows = [["Region", "IDPs"], ["#adm1+name", "#affected+idps"], ["Banadir", 48210], ["Bay", ""]]
+    arrays, objects = tmp_path / "arrays.json", tmp_path / "objects.json"
+    arrays.write_bytes(orjson.dumps(rows))
+    objects.write_bytes(orjson.dumps([{"#adm1+name": "Banadir", "#affected+idps": "48210"}]))
+
+    from_arrays, from_objects = _records(_read([arrays])), _records(_read([objects]))
+
+    assert [(r.data["admin1"], r.data["value"], r.data["row"]) for r in from_arrays] == [
+        ("Banadir", 48210, 3)
+    ]
+    assert [(r.data["admin1"], r.data["value"]) for r in from_objects] == [("Banadir", 48210)]
+
+
+def test_utf16_tab_separated_text_from_excel_loads(tmp_path):
+    path = tmp_path / "sites.txt"
+    text = "Région\tPDI\r\n#adm1+name\t#affected+idps\r\nGuéra\t1 250\r\nSalamat\t830\r\n"
+    path.write_bytes(text.encode("utf-16"))
+
+    out = _read([path])
+
+    assert [i.reason for i in out if isinstance(i, Refused)] == [
+        f"{path}:3: column B (#affected+idps): '1 250' is not a count of people"
+    ]
+    assert [(r.data["admin1"], r.data["value"]) for r in _records(out)] == [("Salamat", 830)]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", "file is empty"),
+        (b"<!DOCTYPE html><html><body>Sign in</body></html>", "an HTML page, not a data file"),
+        (b"\xd0\xcf\x11\xe0garbage", "not a readable HXL table: "),
+        (b'{"rows": 1}', "not a readable HXL table: Could not usable JSON data"),
+        (b"[[" * 100_000, "not a readable HXL table: "),
+    ],
+    ids=["empty", "html", "broken xls", "json without rows", "deep json"],
+)
+def test_unreadable_input_is_refused_in_one_line_naming_the_file(tmp_path, content, problem):
+    path = tmp_path / "input.csv"
+    path.write_bytes(content)
+
+    with pytest.raises(SourceFormatError) as raised:
+        _read([path])
+
+    assert str(raised.value).startswith(f"{path}: {problem}")
+    assert "\n" not in str(raised.value)
+
+
+def test_a_zip_bomb_is_refused_before_it_is_unzipped(tmp_path, monkeypatch):
+    monkeypatch.setattr(helpers, "MAX_UNZIPPED_BYTES", 1_000_000)  # 256 MiB in production
+    path = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as bomb:
+        bomb.writestr("xl/worksheets/sheet1.xml", b"\0" * 2_000_000)
+    assert path.stat().st_size < 10_000
+
+    with pytest.raises(SourceFormatError) as raised:
+        _read([path])
+
+    assert str(raised.value) == (
+        f"{path}: workbook would expand to 2,000,000 bytes (limit 1,000,000): "
+        "refused as a possible zip bomb"
+    )
+
+
+def test_check_names_a_missing_file_and_an_unreachable_url(tmp_path):
+    missing = tmp_path / "nope.csv"
+    config = load_config(
+        "hxl",
+        hxl.HxlConfig,
+        overrides={
+            "partner": "iom-dtm",
+            "inputs": [str(DTM_CSV), str(missing), "http://127.0.0.1:9/x.csv"],
+        },
+    )
+
+    problems = hxl.SOURCE.check(config)
+
+    assert problems[0] == f"{missing}: no such file or directory"
+    assert problems[1].startswith("http://127.0.0.1:9/x.csv: could not fetch:")
+    assert len(problems) == 2

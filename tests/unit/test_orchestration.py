@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from connectors.orchestration import watcher
-from connectors.orchestration.health import health_rows
+from connectors.orchestration import health, watcher
+from connectors.orchestration.health import freshness_rows, health_rows
 from connectors.orchestration.schedules import (
     ScheduleFileError,
     load_schedules,
@@ -251,6 +251,112 @@ def test_a_health_snapshot_sums_lag_per_topic_and_counts_dead_letters():
         (now, "dead_letters", "a.dlq", 1),
         (now, "raw_rows", "raw.a", 7),
     ]
+
+
+FRESHNESS_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dbt_freshness"
+
+
+def _recorded_freshness() -> tuple[list[dict], dict]:
+    """A real `dbt source freshness` run (JSON file log + sources.json) on a warehouse with SDMX
+    rows ten days old, nothing else loaded, no quality results table, fresh health snapshots."""
+    log = (FRESHNESS_FIXTURES / "dbt.log").read_text(encoding="utf-8").splitlines()
+    artifact = json.loads((FRESHNESS_FIXTURES / "sources.json").read_text(encoding="utf-8"))
+    return [json.loads(line) for line in log], artifact
+
+
+def test_freshness_rows_keep_dbts_verdict_age_and_thresholds_per_source_table():
+    events, artifact = _recorded_freshness()
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    rows = {(r[1], r[2]): r for r in freshness_rows(events, artifact, now)}
+
+    assert len(rows) == 14 and {r[0] for r in rows.values()} == {now}
+    _, _, _, status, loaded_at, age, warn_s, error_s, error = rows[
+        ("sdmx", "stats_sdmx_observation_v1")
+    ]
+    assert (status, warn_s, error_s, error) == ("warn", 7 * 86400, 35 * 86400, None)
+    assert loaded_at == datetime.fromisoformat("2026-11-21T13:15:16.930558+00:00")
+    assert age == pytest.approx(10 * 86400, abs=60)
+    assert rows[("orchestration", "_pipeline_health")][3:4] == ("pass",)
+    assert rows[("orchestration", "_pipeline_health")][6:8] == (3600, 86400)
+
+
+def test_a_table_never_loaded_is_an_error_with_no_load_time_not_year_one():
+    events, artifact = _recorded_freshness()
+    rows = {(r[1], r[2]): r for r in freshness_rows(events, artifact, datetime.now(UTC))}
+    gdacs = rows[("gdacs", "hazard_gdacs_event_v1")]
+    assert gdacs[3:6] == ("error", None, None)
+    assert gdacs[6:8] == (30 * 86400, 90 * 86400)
+
+
+def test_a_table_dbt_could_not_query_is_a_runtime_error_with_dbts_message():
+    """sources.json leaves such tables out; the JSON log still names them and the error."""
+    events, artifact = _recorded_freshness()
+    assert "source.urbanflow.quality._quality_results" not in {
+        r["unique_id"] for r in artifact["results"]
+    }
+    rows = {(r[1], r[2]): r for r in freshness_rows(events, artifact, datetime.now(UTC))}
+    _, _, _, status, loaded_at, age, warn_s, error_s, error = rows[("quality", "_quality_results")]
+    assert (status, loaded_at, age, warn_s, error_s) == ("runtime error", None, None, None, None)
+    assert "Table with name _quality_results does not exist" in error
+    assert sorted(r[3] for r in rows.values()).count("runtime error") == 1
+
+
+def test_dbts_on_run_start_creates_the_health_tables_exactly_as_the_dag_code_does():
+    """The macro behind dbt's on-run-start and health.TABLES_DDL: same tables, same columns."""
+    import duckdb
+    import jinja2
+
+    macros = Path(__file__).resolve().parents[2] / "dbt_project" / "macros"
+    text = (macros / "pipeline_health_tables.sql").read_text(encoding="utf-8")
+    dbt_sql = jinja2.Environment().from_string(text + "{{ create_pipeline_health_tables() }}")
+
+    def columns(ddl: str) -> dict[str, list[tuple]]:
+        con = duckdb.connect()
+        con.execute(ddl)
+        con.execute(ddl)  # idempotent: every writer and every dbt run executes it
+        tables = [t.split(".")[1] for t in health.TABLES]
+        return {t: con.execute(f"describe raw.{t}").fetchall() for t in tables}
+
+    assert columns(dbt_sql.render()) == columns(health.TABLES_DDL)
+    assert "run_id" in [c[0] for c in columns(health.TABLES_DDL)["_run_failures"]]
+
+
+def test_a_failure_table_from_before_run_ids_gains_the_column_and_takes_new_rows(tmp_path):
+    import dataclasses
+
+    import duckdb
+
+    from connectors.settings import Settings
+
+    settings = dataclasses.replace(Settings.from_env(), warehouse_path=tmp_path / "w.duckdb")
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        con.execute(
+            "create schema raw; create table raw._run_failures (failed_at timestamptz not null,"
+            " dag_id varchar not null, task_id varchar not null, attempt integer not null,"
+            " source varchar, error varchar not null);"
+            "insert into raw._run_failures values (now(), 'd', 't', 1, null, 'old')"
+        )
+    assert health.record_run_failure("d", "t", 2, "new", settings=settings, run_id="r1")
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        rows = con.execute(
+            "select attempt, error, run_id from raw._run_failures order by attempt"
+        ).fetchall()
+    assert rows == [(1, "old", None), (2, "new", "r1")]
+
+
+def test_a_failure_is_not_recorded_but_reported_when_the_warehouse_lock_is_busy(tmp_path, capsys):
+    import dataclasses
+
+    from connectors.settings import Settings
+    from connectors.warehouse import warehouse_lock
+
+    settings = dataclasses.replace(Settings.from_env(), warehouse_path=tmp_path / "w.duckdb")
+    with warehouse_lock(settings.warehouse_path):  # the sink or dbt, busy for longer
+        recorded = health.record_run_failure(
+            "d", "t", 1, "e", settings=settings, lock_timeout_s=0.2
+        )
+    assert recorded is False
+    assert "could not record the failure of d.t" in capsys.readouterr().out
 
 
 def test_the_admin_password_comes_from_the_environment_then_the_generated_file(

@@ -108,3 +108,33 @@ def test_new_quality_gate_results_rebuild_their_mart_with_or_without_new_events(
         SINK_SELECTOR,
         QUALITY_SELECTOR,
     ]
+
+
+def test_new_pipeline_health_checks_are_built_so_the_next_publish_carries_them():
+    from connectors.transform import HEALTH_SELECTOR
+
+    offsets = {("stats.sdmx.observation.v1", 0): 10}
+    result = plan_build(
+        offsets=offsets,
+        built_offsets=offsets,
+        project_hash="p1",
+        built_project_hash="p1",
+        topic_sources=SOURCES,
+        new_health_results=True,
+    )
+    assert result.selectors == [HEALTH_SELECTOR]
+    assert result.reason == "new pipeline health checks"
+
+
+def test_new_api_rejections_rebuild_what_reads_the_rejection_log():
+    from connectors.transform import API_REJECTIONS_SELECTOR
+
+    result = plan_build(
+        offsets={},
+        built_offsets={},
+        project_hash="p1",
+        built_project_hash="p1",
+        topic_sources=SOURCES,
+        new_api_rejections=True,
+    )
+    assert result.selectors == [API_REJECTIONS_SELECTOR]

@@ -507,6 +507,9 @@ def test_csv_row_with_extra_cell_is_refused_at_its_line() -> None:
         ("https://stats.example.org/feeds/knbs.JSON?lang=en", b"", "json"),
         ("application/octet-stream", b'\xef\xbb\xbf \n {"data": {}}', "json"),
         ("download", b"STRUCTURE,STRUCTURE_ID", "csv"),
+        ("application/vnd.sdmx.genericdata+xml;version=2.1", b"", "xml"),
+        ("ecb/exr.XML", b"", "xml"),
+        ("download", b'\xef\xbb\xbf<?xml version="1.0"?>', "xml"),
     ],
 )
 def test_detect_format_uses_type_then_extension_then_first_byte(
@@ -515,10 +518,11 @@ def test_detect_format_uses_type_then_extension_then_first_byte(
     assert detect_format(hint, head) == expected
 
 
-def test_accept_headers_ask_for_sdmx_2_0_media_types() -> None:
+def test_accept_headers_ask_for_sdmx_3_0_rest_media_types() -> None:
     assert ACCEPT_HEADERS == {
         "json": "application/vnd.sdmx.data+json;version=2.0.0",
         "csv": "application/vnd.sdmx.data+csv;version=2.0.0",
+        "xml": "application/vnd.sdmx.data+xml;version=3.0.0",
     }
 
 

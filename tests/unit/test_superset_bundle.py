@@ -310,25 +310,51 @@ def test_roles_file_names_only_dashboards_and_datasets_of_the_bundle() -> None:
     slugs = sorted(d["slug"] for d in DASHBOARDS.values())
     allowed = assets.dashboard_roles(ROLES, slugs)
     assert allowed.pop("my-feeds") == ["Analyst", "Partner"]
+    assert allowed.pop("strategic-plan") == ["Analyst", "Partner"]
     assert all(names == ["Analyst"] for names in allowed.values()), allowed
     tables = {d["table_name"] for d in DATASETS.values()}
     for role in ROLES["roles"]:
         assert set(role.get("datasets") or []) <= tables, role["name"]
-    assert set(ROLES["row_level_security"]["partner_filter"]["datasets"]) <= tables
+    rls = ROLES["row_level_security"]
+    assert set(rls["partner_filter"]["datasets"]) | set(rls["shared_datasets"]) <= tables
 
 
-def test_partners_read_only_datasets_carrying_the_row_level_security_column() -> None:
-    """A dataset a partner may read without the RLS column would show every partner's rows."""
-    column = ROLES["row_level_security"]["partner_filter"]["column"]
+def test_partners_read_only_datasets_filtered_per_partner_or_shared_without_partner_rows() -> None:
+    """A dataset a partner may read is filtered on the RLS column, or is shared: it then has no
+    partner column at all (programme-wide figures), else it would show every partner's rows."""
+    rls = ROLES["row_level_security"]
+    column = rls["partner_filter"]["column"]
+    filtered, shared = set(rls["partner_filter"]["datasets"]), set(rls["shared_datasets"])
+    assert not filtered & shared
     (partner,) = [r for r in ROLES["roles"] if r["name"] == "Partner"]
     partner_tables = set(partner["datasets"])
-    assert partner_tables == set(ROLES["row_level_security"]["partner_filter"]["datasets"])
+    assert partner_tables == filtered | shared
     for dataset in DATASETS.values():
-        if dataset["table_name"] in partner_tables:
-            assert column in {c["column_name"] for c in dataset["columns"]}, dataset["table_name"]
+        names = {c["column_name"] for c in dataset["columns"]}
+        if dataset["table_name"] in filtered:
+            assert column in names, dataset["table_name"]
+        if dataset["table_name"] in shared:
+            assert not {column, "partner_code", "source_urn", "reporting_org"} & names, dataset[
+                "table_name"
+            ]
     for slug in partner["dashboards"]:
         (dashboard,) = [d for d in DASHBOARDS.values() if d["slug"] == slug]
         assert _marts_read_by(dashboard) <= partner_tables, slug
+
+
+def test_the_base_filter_covers_every_dataset_but_the_shared_ones() -> None:
+    tables = sorted(d["table_name"] for d in DATASETS.values())
+    covered = assets.base_filter_tables(ROLES, tables)
+    assert set(covered) == set(tables) - set(ROLES["row_level_security"]["shared_datasets"])
+    assert set(ROLES["row_level_security"]["partner_filter"]["datasets"]) <= set(covered)
+
+
+def test_a_roles_file_sharing_a_partner_dataset_is_an_error(tmp_path: Path) -> None:
+    broken = {**ROLES, "row_level_security": {**ROLES["row_level_security"]}}
+    broken["row_level_security"]["shared_datasets"] = ["fct_partner_feeds"]
+    (tmp_path / "roles.yml").write_text(yaml.safe_dump(broken))
+    with pytest.raises(assets.BundleError, match="shared_datasets"):
+        assets.read_roles(tmp_path)
 
 
 def test_base_filter_denies_by_default_and_exempts_only_admin_and_analyst() -> None:

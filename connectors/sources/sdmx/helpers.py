@@ -3,6 +3,11 @@
 Pure functions over bytes or text already read, so one parser serves files, HTTP responses and
 unit tests alike. A malformed message is refused whole: half a statistics release loaded
 silently is worse than none, because nobody notices the missing half.
+
+Why these stay hand-written while SDMX-ML goes through sdmx1 (`ml.py`): sdmx1 2.28 reads only
+SDMX-JSON 1.0, and there treats an observation's annotation indexes as attribute values and keeps
+one measure; its SDMX-CSV reader reads 2.x only and needs the DSD. tests/unit/test_sdmx_gaps.py
+shows each gap, so these readers can go once sdmx1 closes them.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ PRIMARY_MEASURE = "OBS_VALUE"
 
 _TIME_PERIOD_RE = re.compile(r"^(\d{4})(?:-(?:Q[1-4]|S[12]|(\d{2})(?:-(\d{2}))?))?$")
 _CODE_RE = re.compile(r"^[A-Za-z0-9_@$\-]+$")
-_KEY_RE = re.compile(r"^\d+(?::\d+)*$")
+_KEY_RE = re.compile(r"^\d{1,9}(?::\d{1,9})*$")  # an index of more digits is no index
 _URN_DATAFLOW_RE = re.compile(r"\.dataflow=(.+)$", re.IGNORECASE)
 _HREF_DATAFLOW_RE = re.compile(r"/dataflow/([^/?#]+)/([^/?#]+)/([^/?#]+)", re.IGNORECASE)
 
@@ -35,9 +40,24 @@ _CSV_LEAD_COLUMNS = frozenset(
 )
 _CSV_STRUCTURE_TYPES = frozenset({"dataflow", "datastructure", "dataprovision"})
 _JSON_LEVELS = ("dataSet", "series", "observation")
+#: Data-set actions (SDMX-JSON `action`, SDMX-CSV `ACTION`) to what the event says: all but
+#: Delete add or revise observations.
+_ACTIONS = {
+    "information": "upsert",
+    "append": "upsert",
+    "merge": "upsert",
+    "replace": "upsert",
+    "delete": "delete",
+    "i": "upsert",
+    "a": "upsert",
+    "m": "upsert",
+    "r": "upsert",
+    "d": "delete",
+}
+_ANNOTATION_FIELDS = ("id", "title", "type", "text", "url")
 
 
-def _is_time_period(text: str) -> bool:
+def is_time_period(text: str) -> bool:
     """SDMX periods the contract accepts, with real months and calendar dates."""
     match = _TIME_PERIOD_RE.match(text)
     if match is None:
@@ -52,7 +72,7 @@ def _is_time_period(text: str) -> bool:
     return month is None or 1 <= int(month) <= 12
 
 
-def _to_value(raw: object) -> float | None:
+def to_value(raw: object) -> float | None:
     """SDMX reports a missing observation as null, an empty cell or NaN; anything else must be a
     finite number (numeric strings included, as some servers quote every value)."""
     if raw is None:
@@ -132,6 +152,7 @@ class _Structure:
     key_order: list[_Component]  # all dimensions in DSD order, time included
     attributes: dict[str, list[_Component]]  # dataSet / dimensionGroup / series / observation
     measures: list[_Component]
+    annotations: list[object]  # referenced by index from data sets, series and observations
 
 
 class _JsonReader:
@@ -165,7 +186,8 @@ class _JsonReader:
         data_sets = root["dataSets"]
         if not isinstance(data_sets, list):
             self.fail(f"{prefix}dataSets", "is not an array")
-        meta_dataflow = _dataflow_from_links((message.get("meta") or {}).get("links"))
+        meta = message.get("meta")
+        meta_dataflow = _dataflow_from_links(meta.get("links") if isinstance(meta, dict) else None)
         structures = [
             self.structure(raw, path, meta_dataflow)
             for raw, path in zip(raw_structures, paths, strict=True)
@@ -211,7 +233,10 @@ class _JsonReader:
             or _dataflow_from_links([{"rel": "dataflow", "href": legacy_uri}])
             or meta_dataflow
         )
-        return _Structure(path, dataflow, dimensions, key_order, attributes, measures)
+        annotations = raw.get("annotations") or []
+        if not isinstance(annotations, list):
+            self.fail(f"{path}.annotations", "is not an array")
+        return _Structure(path, dataflow, dimensions, key_order, attributes, measures, annotations)
 
     def components(
         self, container: dict[str, Any], path: str, level: str, *, dimension: bool
@@ -269,6 +294,10 @@ class _JsonReader:
             return raw
         if isinstance(raw, bool):
             return "true" if raw else "false"
+        if isinstance(raw, int) and not -(2**63) <= raw < 2**63:
+            if raw.bit_length() > 1000:
+                self.fail(where, "number is too large")
+            return float(raw)  # JSON numbers in events are 64-bit: keep the magnitude
         if isinstance(raw, int | float):
             return None if math.isnan(raw) else raw
         if isinstance(raw, dict):
@@ -349,13 +378,23 @@ class _JsonReader:
             self.fail(path, f"dataflow reference {dataflow!r} is not AGENCY:ID(VERSION)")
         if "series" in raw and "observations" in raw:
             self.fail(path, "has both series and observations")
+        raw_action = raw.get("action", "Information")
+        action = _ACTIONS.get(raw_action.lower()) if isinstance(raw_action, str) else None
+        if action is None:
+            self.fail(
+                f"{path}.action",
+                f"{raw_action!r} is not Information, Append, Merge, Replace or Delete",
+            )
 
         base_indexes = {c.id: 0 for c in structure.dimensions["dataSet"]}
         dataset_attributes = self.attribute_values(
             structure.attributes["dataSet"], raw.get("attributes"), f"{path}.attributes"
         )
         groups = self.dimension_groups(raw.get("dimensionGroupAttributes"), path, structure)
-        context = _DataSetContext(dataflow, structure, dataset_attributes, groups)
+        annotations = self.annotations(structure, raw.get("annotations"), f"{path}.annotations")
+        context = _DataSetContext(
+            dataflow, structure, dataset_attributes, groups, action, annotations
+        )
 
         observations: list[Observation] = []
         if "observations" in raw:
@@ -383,6 +422,9 @@ class _JsonReader:
             series_attributes = self.attribute_values(
                 structure.attributes["series"], series.get("attributes"), f"{where}.attributes"
             )
+            series_annotations = self.annotations(
+                structure, series.get("annotations"), f"{where}.annotations"
+            )
             observations.extend(
                 self.observations(
                     series.get("observations") or {},
@@ -390,9 +432,52 @@ class _JsonReader:
                     context,
                     indexes,
                     series_attributes,
+                    series_annotations,
                 )
             )
         return observations
+
+    def annotations(
+        self, structure: _Structure, raw: object, where: str
+    ) -> tuple[dict[str, str], ...]:
+        """Annotation indexes into the structure's `annotations`, resolved to their fields."""
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            self.fail(where, "is not an array of annotation indexes")
+        found = []
+        for position, index in enumerate(raw):
+            at = f"{where}[{position}]"
+            if isinstance(index, bool) or not isinstance(index, int):
+                self.fail(at, f"annotation index {json.dumps(index)} is not an integer")
+            if not 0 <= index < len(structure.annotations):
+                self.fail(
+                    at,
+                    f"annotation index {index} is out of range "
+                    f"({len(structure.annotations)} in {structure.path}.annotations)",
+                )
+            found.append(
+                self.annotation(
+                    structure.annotations[index], f"{structure.path}.annotations[{index}]"
+                )
+            )
+        return tuple(found)
+
+    def annotation(self, raw: object, where: str) -> dict[str, str]:
+        if not isinstance(raw, dict):
+            self.fail(where, "is not an object")
+        fields: dict[str, str] = {}
+        for name in _ANNOTATION_FIELDS:
+            value = raw.get(name)
+            if name == "text" and value is None:
+                value = raw.get("texts")
+            if name == "url" and value is None and isinstance(raw.get("links"), list):
+                hrefs = [link.get("href") for link in raw["links"] if isinstance(link, dict)]
+                value = next((h for h in hrefs if isinstance(h, str)), None)
+            text = _best_text(value) if not isinstance(value, int | float) else str(value)
+            if text is not None:
+                fields[name] = text
+        return fields
 
     def dimension_groups(
         self, raw: object, path: str, structure: _Structure
@@ -408,7 +493,7 @@ class _JsonReader:
             where = f"{path}.dimensionGroupAttributes[{json.dumps(key)}]"
             slots = key.split(":")
             if len(slots) != len(structure.key_order) or not all(
-                slot == "" or slot.isdigit() for slot in slots
+                slot == "" or (slot.isdigit() and len(slot) < 10) for slot in slots
             ):
                 self.fail(
                     where,
@@ -433,35 +518,57 @@ class _JsonReader:
         context: _DataSetContext,
         outer_indexes: dict[str, int],
         series_attributes: dict[str, AttributeValue],
+        series_annotations: tuple[dict[str, str], ...] = (),
     ) -> Iterator[Observation]:
+        """Each observation's array is, per the SDMX-JSON field guide: the measure values, then
+        the observation-level attribute values (trailing ones may be omitted), then the indexes
+        of its annotations. In a Delete data set an observation may be an empty array."""
         if not isinstance(raw, dict):
             self.fail(path, "is not an object")
         structure = context.structure
         obs_dims = structure.dimensions["observation"]
+        obs_attributes = structure.attributes["observation"]
         measures = structure.measures or [_Component(PRIMARY_MEASURE, structure.path, None)]
         value_position = next(
             (i for i, measure in enumerate(measures) if measure.id == PRIMARY_MEASURE), 0
         )
+        deleting = context.action == "delete"
         for key, entry in raw.items():
             where = f"{path}[{json.dumps(key)}]"
             indexes = dict(outer_indexes)
             indexes.update(
                 zip((c.id for c in obs_dims), self.key_indexes(key, obs_dims, where), strict=True)
             )
-            if not isinstance(entry, list) or len(entry) <= value_position:
+            if not isinstance(entry, list) or (len(entry) <= value_position and not deleting):
                 self.fail(
                     where, f"observation is not an array holding {measures[value_position].id}"
                 )
-            raw_value = entry[value_position]
+            measure_values: dict[str, AttributeValue] = {}
+            for position, measure in enumerate(measures[: len(entry)]):
+                measure_values[measure.id] = self.component_value(
+                    measure, entry[position], f"{where}[{position}]"
+                )
+            raw_value = entry[value_position] if len(entry) > value_position else None
             try:
-                value = _to_value(self.component_value(measures[value_position], raw_value, where))
+                value = to_value(measure_values.get(measures[value_position].id))
             except ValueError:
                 self.fail(where, f"observation value {json.dumps(raw_value)} is not a number")
+            end_of_attributes = len(measures) + len(obs_attributes)
             observation_attributes = self.attribute_values(
-                structure.attributes["observation"], entry[len(measures) :], where, len(measures)
+                obs_attributes, entry[len(measures) : end_of_attributes], where, len(measures)
+            )
+            annotations = self.annotations(
+                structure, entry[end_of_attributes:], f"{where}[{end_of_attributes}:]"
             )
             yield self.observation(
-                context, indexes, series_attributes, observation_attributes, value, where
+                context,
+                indexes,
+                series_attributes,
+                observation_attributes,
+                value,
+                where,
+                annotations=context.annotations + series_annotations + annotations,
+                measures=measure_values if len(measures) > 1 else {},
             )
 
     def observation(
@@ -472,6 +579,9 @@ class _JsonReader:
         observation_attributes: dict[str, AttributeValue],
         value: float | None,
         where: str,
+        *,
+        annotations: tuple[dict[str, str], ...] = (),
+        measures: dict[str, AttributeValue] | None = None,
     ) -> Observation:
         dimensions: dict[str, str] = {}
         labels: dict[str, str] = {}
@@ -484,7 +594,7 @@ class _JsonReader:
             dimensions[component.id] = code
             if label is not None:
                 labels[component.id] = label
-        if not _is_time_period(time_period):
+        if not is_time_period(time_period):
             self.fail(
                 where,
                 f"time period {time_period!r} is not YYYY, YYYY-Qn, YYYY-Sn, YYYY-MM or YYYY-MM-DD",
@@ -511,6 +621,9 @@ class _JsonReader:
             time_period=time_period,
             value=value,
             line=None,
+            annotations=annotations,
+            measures=measures or {},
+            action=context.action,
         )
 
 
@@ -522,6 +635,8 @@ class _DataSetContext:
     structure: _Structure
     dataset_attributes: dict[str, AttributeValue]
     groups: list[tuple[dict[str, int], dict[str, AttributeValue]]]
+    action: str = "upsert"
+    annotations: tuple[dict[str, str], ...] = ()
 
     @property
     def all_attributes(self) -> list[_Component]:
@@ -544,6 +659,8 @@ def parse_sdmx_json(payload: bytes, origin: str) -> list[Observation]:
         ) from exc
     except UnicodeDecodeError as exc:
         raise SourceFormatError(origin, f"not UTF-8 text: byte {exc.start} is invalid") from exc
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise SourceFormatError(origin, f"invalid JSON: {exc}") from None
     return _JsonReader(origin).read(message)
 
 
@@ -571,6 +688,7 @@ class _CsvLayout:
     time: int
     value: int
     attributes: list[int]
+    action: int | None = None  # ACTION column (2.0): I/A/M/R upsert, D delete
 
     @classmethod
     def from_header(cls, header: list[str], origin: str, line: int) -> _CsvLayout:
@@ -619,6 +737,7 @@ class _CsvLayout:
             time,
             value,
             attributes,
+            columns.index("ACTION") if "ACTION" in columns else None,
         )
 
     def cell(self, raw: str) -> tuple[str, str | None]:
@@ -655,13 +774,13 @@ class _CsvLayout:
             if label is not None:
                 labels[self.columns[index]] = label
         time_period = self.cell(cells[self.time])[0]
-        if not _is_time_period(time_period):
+        if not is_time_period(time_period):
             fail(
                 f"{TIME_DIMENSION} {time_period!r} is not YYYY, YYYY-Qn, YYYY-Sn, YYYY-MM "
                 "or YYYY-MM-DD"
             )
         try:
-            value = _to_value(cells[self.value])
+            value = to_value(cells[self.value])
         except ValueError:
             fail(f"{PRIMARY_MEASURE} {cells[self.value]!r} is not a number")
         attributes: dict[str, AttributeValue] = {}
@@ -669,6 +788,12 @@ class _CsvLayout:
             code = self.cell(cells[index])[0]
             if code:
                 attributes[self.columns[index]] = code
+        action = "upsert"
+        if self.action is not None and (raw_action := self.cell(cells[self.action])[0]):
+            found = _ACTIONS.get(raw_action.lower())
+            if found is None:
+                fail(f"ACTION {raw_action!r} is not I, A, M, R or D")
+            action = found
         return Observation(
             dataflow=dataflow,
             series_key=_series_key(dimensions),
@@ -678,6 +803,7 @@ class _CsvLayout:
             time_period=time_period,
             value=value,
             line=line,
+            action=action,
         )
 
 

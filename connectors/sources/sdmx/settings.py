@@ -2,36 +2,69 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import PurePosixPath
 from typing import Literal
 
-SdmxFormat = Literal["json", "csv"]
+SdmxFormat = Literal["json", "csv", "xml"]
 
 #: What we ask an SDMX 3.0 REST endpoint for (one media type each, so callers can add q-values).
 JSON_MEDIA_TYPE = "application/vnd.sdmx.data+json;version=2.0.0"
 CSV_MEDIA_TYPE = "application/vnd.sdmx.data+csv;version=2.0.0"
-ACCEPT_HEADERS: dict[SdmxFormat, str] = {"json": JSON_MEDIA_TYPE, "csv": CSV_MEDIA_TYPE}
+XML_MEDIA_TYPE = "application/vnd.sdmx.data+xml;version=3.0.0"
+ACCEPT_HEADERS: dict[SdmxFormat, str] = {
+    "json": JSON_MEDIA_TYPE,
+    "csv": CSV_MEDIA_TYPE,
+    "xml": XML_MEDIA_TYPE,
+}
+#: What we ask a named agency for: SDMX-ML 2.1 generic data, which every agency in sdmx1's list
+#: serves and which, unlike structure-specific data, needs no DSD to read.
+REST_ACCEPT = "application/vnd.sdmx.genericdata+xml;version=2.1, application/xml;q=0.5"
 
 #: Media types (without parameters) whose body each parser accepts.
 JSON_MEDIA_TYPES = frozenset({"application/vnd.sdmx.data+json", "application/json", "text/json"})
 CSV_MEDIA_TYPES = frozenset({"application/vnd.sdmx.data+csv", "text/csv", "application/csv"})
+XML_MEDIA_TYPES = frozenset({"application/xml", "text/xml"})
 
-_EXTENSIONS: dict[str, SdmxFormat] = {".json": "json", ".csv": "csv"}
+_EXTENSIONS: dict[str, SdmxFormat] = {".json": "json", ".csv": "csv", ".xml": "xml"}
 
 
 def detect_format(name_or_content_type: str, head: bytes) -> SdmxFormat:
     """Pick the parser from a media type or file name; sniff the body when neither says.
 
     Servers often answer with a generic type and files arrive without extensions, so the first
-    non-blank byte decides last: an SDMX-JSON message is an object, SDMX-CSV starts with a header.
+    non-blank byte decides last: an SDMX-JSON message is an object, SDMX-ML starts with `<`,
+    SDMX-CSV with a header.
     """
     media_type = name_or_content_type.split(";", 1)[0].strip().lower()
     if media_type in JSON_MEDIA_TYPES or media_type.endswith("+json"):
         return "json"
     if media_type in CSV_MEDIA_TYPES or media_type.endswith("+csv"):
         return "csv"
+    if media_type in XML_MEDIA_TYPES or media_type.endswith("+xml"):
+        return "xml"
     suffix = PurePosixPath(name_or_content_type.split("?", 1)[0]).suffix.lower()
     if suffix in _EXTENSIONS:
         return _EXTENSIONS[suffix]
     body = head.removeprefix(b"\xef\xbb\xbf").lstrip()
-    return "json" if body.startswith(b"{") else "csv"
+    if body.startswith(b"{"):
+        return "json"
+    return "xml" if body.startswith(b"<") else "csv"
+
+
+@cache
+def known_agencies() -> tuple[str, ...]:
+    """The agency ids sdmx1 knows the REST endpoints of (ECB, ESTAT, UNICEF, ...)."""
+    import sdmx
+
+    return tuple(sdmx.list_sources())
+
+
+def agency_data_url(agency: str, flow: str, key: str = "", updated_after: str | None = None) -> str:
+    """The SDMX REST data query for `flow` at `agency`, built by sdmx1 from its agency list
+    (no request is sent); `updated_after` asks only for what changed since then."""
+    import sdmx
+
+    params = {"updatedAfter": updated_after} if updated_after else {}
+    request = sdmx.Client(agency).get("data", flow, key=key or None, params=params, dry_run=True)
+    return str(request.url)

@@ -1,6 +1,15 @@
 -- Access to water (SDG 6.1.1), sanitation (6.2.1) and electricity (7.1.1), percent of the
 -- population, and municipal solid waste collected and managed in controlled facilities (11.6.1),
 -- percent of the waste, by publisher × city or country × period × sex.
+-- A deleted SDMX observation leaves int_indicators__observations; the post-hook drops its row
+-- here too (same key columns and filter as below).
+-- depends_on: {{ ref('stg_sdmx__observations') }}
+{{ config(post_hook="{{ delete_rows_of_deleted_observations(
+    'service_access_key',
+    ['data_source', 'series_key', 'time_period'],
+    \"sdg_indicator in ('6.1.1', '6.2.1', '7.1.1', '11.6.1')\"
+) }}") }}
+
 with
 
 observations as (

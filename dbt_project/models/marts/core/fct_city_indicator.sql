@@ -1,5 +1,14 @@
 -- City-level SDG indicators from the national statistics offices (SDMX): one row per city ×
 -- series × period × sex × age group, the latest revision.
+-- A deleted SDMX observation leaves int_indicators__observations; the post-hook drops its row
+-- here too (same key columns and filter as below).
+-- depends_on: {{ ref('stg_sdmx__observations') }}
+{{ config(post_hook="{{ delete_rows_of_deleted_observations(
+    'city_indicator_key',
+    ['city_code', 'series_code', 'time_period', 'sex', 'age_group'],
+    \"data_source = 'sdmx' and area_level = 'city'\"
+) }}") }}
+
 with
 
 observations as (

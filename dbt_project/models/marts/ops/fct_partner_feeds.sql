@@ -1,7 +1,7 @@
 {#- Feed status per partner, for My feeds and `GET /v1/feeds`: one row per partner × CloudEvents
     source × raw table. Accepted = distinct events staged from the partner topics (a retry with the
-    same source and id counts once), refused = the sink's dead letters attributed to the source,
-    from fct_dead_letters, and how many of its result figures count toward the plan's targets with the
+    same source and id counts once), refused = what the sink dead-lettered and what the push API
+    refused, attributed to the source, from fct_dead_letters, and how many of its result figures count toward the plan's targets with the
     rules of fct_strategic_progress. -#}
 {%- set partner_feeds = [
     'stg_partner__results',
@@ -44,6 +44,8 @@ refused as (
         source_urn,
         raw_table,
         cast(sum(dead_letter_count) as bigint) as events_refused,
+        cast(coalesce(sum(dead_letter_count) filter (where refused_by = 'api'), 0) as bigint)
+            as events_refused_by_api,
         max(last_dead_lettered_at) as last_dead_lettered_at
     from {{ ref('fct_dead_letters') }}
     where source_urn like 'urn:partner:%'
@@ -94,6 +96,7 @@ feeds as (
         coalesce(accepted.raw_table, refused.raw_table) as raw_table,
         coalesce(accepted.events_accepted, 0) as events_accepted,
         coalesce(refused.events_refused, 0) as events_refused,
+        coalesce(refused.events_refused_by_api, 0) as events_refused_by_api,
         accepted.first_event_time,
         accepted.last_event_time,
         accepted.last_ingested_at,
@@ -127,6 +130,7 @@ select
     feeds.events_accepted + feeds.events_refused as events_sent,
     feeds.events_accepted,
     feeds.events_refused,
+    feeds.events_refused_by_api,
     feeds.events_accepted / nullif(feeds.events_accepted + feeds.events_refused, 0) * 100.0
         as accepted_percent,
     feeds.first_event_time,

@@ -1,5 +1,14 @@
 -- Share of the urban population living in slums (SDG 11.1.1), by publisher × city or country ×
 -- period × sex: what the Slum upgrading & housing dashboard charts.
+-- A deleted SDMX observation leaves int_indicators__observations; the post-hook drops its row
+-- here too (same key columns and filter as below).
+-- depends_on: {{ ref('stg_sdmx__observations') }}
+{{ config(post_hook="{{ delete_rows_of_deleted_observations(
+    'slum_indicator_key',
+    ['data_source', 'series_key', 'time_period'],
+    \"sdg_indicator = '11.1.1'\"
+) }}") }}
+
 with
 
 observations as (

@@ -1,5 +1,14 @@
 -- Share of adults with secure tenure rights to land (SDG 1.4.2), by publisher × city or country ×
 -- period × sex, for both of its measures: legally recognised documentation and perceived security.
+-- A deleted SDMX observation leaves int_indicators__observations; the post-hook drops its row
+-- here too (same key columns and filter as below).
+-- depends_on: {{ ref('stg_sdmx__observations') }}
+{{ config(post_hook="{{ delete_rows_of_deleted_observations(
+    'tenure_security_key',
+    ['data_source', 'series_key', 'time_period'],
+    \"sdg_indicator = '1.4.2'\"
+) }}") }}
+
 with
 
 observations as (

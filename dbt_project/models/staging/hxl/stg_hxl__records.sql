@@ -11,7 +11,7 @@ renamed as (
     select
         {{ cloudevent_envelope_columns() }},
 
-        -- payload, as sent (contract org.urbanflow.hxl.record.v1)
+        -- payload, as sent (contract org.urbanflow.hxl.record.v1, v2 adds warnings)
         data ->> '$.dataset' as dataset,
         cast(data ->> '$.row' as integer) as source_row,
         cast(data ->> '$.column' as integer) as source_column,
@@ -29,6 +29,7 @@ renamed as (
         data ->> '$.location_code' as location_code,
         data ->> '$.city_code' as city_code,
         data ->> '$.date' as reported_date_text,
+        data -> '$.warnings' as row_warnings,
 
         {{ kafka_lineage_columns() }}
 

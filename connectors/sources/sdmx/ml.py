@@ -1,0 +1,280 @@
+"""SDMX-ML data messages (2.1 and 3.0, generic and structure-specific) read by sdmx1.
+
+sdmx1 does the reading; this module maps its data sets onto our `Observation` and turns whatever
+goes wrong inside sdmx1 (or lxml under it) into one `SourceFormatError` naming the input, so a
+malformed message refuses its input with one line instead of a traceback.
+
+sdmx1 2.28 drops the data-set action (`DataSet/@action`, 2.1 and 3.0, and the header's
+`DataSetAction`): every data set it reads has action None. `data_set_actions` reads them with lxml
+beside sdmx1, in document order, so a Delete data set still deletes (test_sdmx_gaps.py shows the
+gap).
+
+A structure-specific message names its components only by the data structure definition (DSD):
+without it sdmx1 guesses, and series attributes come back as dimensions. So such a message is read
+with the DSD of a structure message given among the inputs (or fetched beside a REST URL), and
+refused, naming the DSD, when there is none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import sdmx
+import sdmx.reader.xml.v21
+import sdmx.reader.xml.v30  # imported first: see below
+from lxml import etree
+from sdmx.model import common
+
+from connectors.errors import SourceFormatError
+from connectors.sources.observations import DATAFLOW_RE, AttributeValue, Observation
+from connectors.sources.sdmx.helpers import TIME_DIMENSION, is_time_period, to_value
+
+# sdmx1 2.28 imports its SDMX-ML 3.0 reader lazily, and that import fails once a 2.1
+# structure-specific message has registered its own namespace ("ValueError: urn:sdmx:..."): every
+# 3.0 message read after a 2.1 one in the same process would be refused. Importing both readers
+# above, before anything is read, avoids it (tests/unit/test_sdmx_ml.py reads both in one process).
+
+log = logging.getLogger(__name__)
+
+Structures = dict[str, Any]  # DSD or dataflow id (and AGENCY:ID(VERSION)) -> sdmx1 object
+
+
+def _text(value: object) -> str | None:
+    """sdmx1's localised, list-valued (SDMX 3.0) and coded values as one string, English first."""
+    if value is None:
+        return None
+    if isinstance(value, common.InternationalString):
+        if not value.localizations:
+            return None
+        return value.localizations.get("en") or next(iter(value.localizations.values()))
+    if isinstance(value, list | tuple):
+        parts = [_text(item) for item in value]
+        return ";".join(part for part in parts if part) or None
+    if isinstance(value, common.AttributeValue):
+        return _text(value.value)
+    if hasattr(value, "id") and isinstance(value.id, str):  # a Code
+        return value.id
+    return str(value)
+
+
+def _attribute(value: object) -> AttributeValue:
+    raw = value.value if isinstance(value, common.AttributeValue) else value
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    if isinstance(raw, int | float):
+        return None if isinstance(raw, float) and not math.isfinite(raw) else raw
+    return _text(raw)
+
+
+def _annotations(*owners: object) -> tuple[dict[str, str], ...]:
+    found = []
+    for owner in owners:
+        for annotation in getattr(owner, "annotations", None) or ():
+            fields = {
+                "id": annotation.id,
+                "title": annotation.title,
+                "type": annotation.type,
+                "text": _text(annotation.text),
+                "url": annotation.url,
+            }
+            found.append({k: str(v) for k, v in fields.items() if v})
+    return tuple(found)
+
+
+def _reference(artefact: object) -> str | None:
+    """AGENCY:ID(VERSION) of a dataflow or DSD, when sdmx1 knows all three."""
+    maintainer = getattr(artefact, "maintainer", None)
+    identifier, version = getattr(artefact, "id", None), getattr(artefact, "version", None)
+    if not (maintainer and getattr(maintainer, "id", None) and identifier and version):
+        return None
+    return f"{maintainer.id}:{identifier}({version})"
+
+
+def read_structures(payload: bytes, origin: str) -> Structures:
+    """The DSDs and dataflows of an SDMX-ML structure message, by id and by full reference."""
+    message = _read(payload, origin)
+    if not isinstance(message, sdmx.message.StructureMessage):
+        raise SourceFormatError(origin, "not an SDMX structure message")
+    found: Structures = {}
+    for artefact in [*message.structure.values(), *message.dataflow.values()]:
+        found[artefact.id] = artefact
+        if reference := _reference(artefact):
+            found[reference] = artefact
+    return found
+
+
+class _NoStructureWarning(logging.Filter):
+    """sdmx1 warns when structure-specific data comes without a DSD; we decide that ourselves."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "got no structure" not in record.getMessage()
+
+
+logging.getLogger("sdmx.reader.xml.v21").addFilter(_NoStructureWarning())
+
+
+def _read(payload: bytes, origin: str, **kwargs: Any) -> Any:
+    if not payload.strip():
+        raise SourceFormatError(origin, "file is empty")
+    try:
+        # on a malformed message sdmx1 2.28 prints its whole parse stack to stdout before raising
+        with contextlib.redirect_stdout(io.StringIO()):
+            return sdmx.read_sdmx(io.BytesIO(payload), format="XML", **kwargs)
+    except SourceFormatError:
+        raise
+    except Exception as exc:  # sdmx1 and lxml raise many kinds; each means "cannot read this"
+        detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise SourceFormatError(origin, f"not a readable SDMX-ML message: {detail}") from None
+
+
+def _is_structure_specific(message: Any) -> bool:
+    return any(type(ds).__name__.startswith("StructureSpecific") for ds in message.data)
+
+
+def _dsd_for(message: Any, structures: Mapping[str, Any]) -> Any:
+    """The DSD a data message refers to, from the structures given, or None."""
+    candidates = [getattr(message, "dataflow", None)]
+    for data_set in message.data:
+        candidates += [data_set.described_by, data_set.structured_by]
+    for artefact in candidates:
+        for name in (_reference(artefact), getattr(artefact, "id", None)):
+            found = structures.get(name) if name else None
+            if found is not None:
+                return getattr(found, "structure", None) if hasattr(found, "structure") else found
+    # SDMX 3.0 data names its dataflow, and a DSD file often comes without one: with a single
+    # DSD among the inputs there is nothing to choose.
+    dsds = {
+        id(v): v for v in structures.values() if isinstance(v, common.BaseDataStructureDefinition)
+    }
+    return next(iter(dsds.values())) if len(dsds) == 1 else None
+
+
+def parse_sdmx_ml(
+    payload: bytes, origin: str, structures: Mapping[str, Any] | None = None
+) -> list[Observation]:
+    """Every observation of an SDMX-ML data message, with dimensions, attributes, annotations
+    and the data set's action; raises SourceFormatError naming `origin` otherwise."""
+    structures = structures or {}
+    message = _read(payload, origin)
+    if isinstance(message, sdmx.message.ErrorMessage):
+        raise SourceFormatError(
+            origin, f"the service answered an SDMX error: {_text(message.text)}"
+        )
+    if not isinstance(message, sdmx.message.DataMessage):
+        raise SourceFormatError(origin, f"not an SDMX data message ({type(message).__name__})")
+    if _is_structure_specific(message):
+        dsd = _dsd_for(message, structures)
+        if dsd is None:
+            wanted = next(
+                (
+                    _reference(ds.structured_by) or getattr(ds.structured_by, "id", "")
+                    for ds in message.data
+                    if ds.structured_by is not None
+                ),
+                "",
+            )
+            raise SourceFormatError(
+                origin,
+                f"structure-specific data needs its data structure definition {wanted}: "
+                "add the structure message (DSD) to the inputs",
+            )
+        message = _read(payload, origin, structure=dsd)
+    try:
+        return list(_observations(message, origin, data_set_actions(payload)))
+    except SourceFormatError:
+        raise
+    except Exception as exc:  # a model sdmx1 built but we cannot map: name it, no traceback
+        raise SourceFormatError(
+            origin, f"unreadable data set: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def data_set_actions(payload: bytes) -> list[str]:
+    """Each data set's action (the header's DataSetAction as default), "upsert" or "delete"."""
+    default, actions = "upsert", []
+    events = etree.iterparse(
+        io.BytesIO(payload), events=("start", "end"), resolve_entities=False, no_network=True
+    )
+    for event, element in events:
+        name = etree.QName(element).localname if isinstance(element.tag, str) else ""
+        if event == "end" and name == "DataSetAction":
+            default = "delete" if (element.text or "").strip().lower() == "delete" else default
+        elif event == "start" and name == "DataSet":
+            action = (element.get("action") or "").strip().lower()
+            actions.append("delete" if action == "delete" else "upsert" if action else default)
+        if event == "end" and name not in ("DataSetAction", "Header", "Structure"):
+            element.clear()
+    return actions
+
+
+def _dataflow(message: Any, data_set: Any, origin: str) -> str:
+    for artefact in (
+        data_set.described_by,
+        getattr(message, "dataflow", None),
+        data_set.structured_by,
+    ):
+        reference = _reference(artefact)
+        if reference and DATAFLOW_RE.match(reference):
+            return reference
+    raise SourceFormatError(origin, "no dataflow reference AGENCY:ID(VERSION) in the message")
+
+
+def _observations(message: Any, origin: str, actions: list[str]) -> Iterable[Observation]:
+    for index, data_set in enumerate(message.data):
+        dataflow = _dataflow(message, data_set, origin)
+        deleting = data_set.action == common.ActionType.delete
+        action = "delete" if deleting or actions[index : index + 1] == ["delete"] else "upsert"
+        dataset_attributes = {
+            k: _attribute(v) for k, v in (getattr(data_set, "attrib", None) or {}).items()
+        }
+        for obs in data_set.obs:
+            where = f"data set {index + 1}, observation {obs.key}"
+            key = obs.key
+            dimensions: dict[str, str] = {}
+            time_period = None
+            for dim_id, key_value in key.values.items():
+                code = _text(key_value.value)
+                if dim_id == TIME_DIMENSION or isinstance(
+                    key_value.value_for, common.TimeDimension
+                ):
+                    time_period = code
+                elif code is not None:
+                    dimensions[dim_id] = code
+            if time_period is None or not is_time_period(time_period):
+                raise SourceFormatError(
+                    origin,
+                    f"{where}: time period {time_period!r} is not YYYY, YYYY-Qn, YYYY-Sn, "
+                    "YYYY-MM or YYYY-MM-DD",
+                )
+            if not dimensions:
+                raise SourceFormatError(origin, f"{where}: no dimensions")
+            attributes = dict(dataset_attributes)
+            if obs.series_key is not None:
+                attributes.update({k: _attribute(v) for k, v in obs.series_key.attrib.items()})
+            attributes.update({k: _attribute(v) for k, v in obs.attrib.items()})
+            try:
+                value = to_value(_attribute(obs.value) if obs.value is not None else None)
+            except ValueError:
+                if action == "delete":
+                    value = None
+                else:
+                    raise SourceFormatError(
+                        origin, f"{where}: value {obs.value!r} is not a number"
+                    ) from None
+            yield Observation(
+                dataflow=dataflow,
+                series_key=".".join(dimensions.values()),
+                dimensions=dimensions,
+                attributes={k: v for k, v in attributes.items() if v is not None},
+                labels={},
+                time_period=time_period,
+                value=value,
+                line=None,
+                annotations=_annotations(data_set, obs.series_key, obs),
+                action=action,
+            )

@@ -1,0 +1,160 @@
+"""SDMX data-set actions through the real pipeline: source -> Kafka -> sink -> dbt build.
+
+A Delete data set sends deletion events (contract v2); after the next incremental `dbt build`
+the deleted observation is gone from staging (only its deletion marker stays), from
+int_indicators__observations and from the indicator marts, while the others are untouched.
+Re-publishing the value afterwards brings it back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from connectors.kafka.producer import EventProducer
+from connectors.kafka.topics import apply_topics, load_topics
+from connectors.sdk import run_source
+from connectors.sdk.state import StateStore
+from connectors.settings import Settings
+from connectors.sink import Sink
+from connectors.sources import sdmx
+from connectors.transform import run_dbt
+
+pytestmark = pytest.mark.integration
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sdmx" / "json_v2_series.json"
+V1, V2 = "org.urbanflow.stats.observation.v1", "org.urbanflow.stats.observation.v2"
+
+
+@pytest.fixture
+def topics(settings: Settings) -> list:
+    """The real topics, the SDMX one declaring both observation versions: v2 events carry the
+    deletions (infra/kafka/topics.yml needs the same line for production)."""
+    specs = [
+        dataclasses.replace(spec, event_types=tuple(dict.fromkeys((*spec.event_types, V1, V2))))
+        if spec.name == sdmx.TOPIC
+        else spec
+        for spec in load_topics(settings.topics_file)
+    ]
+    apply_topics(settings.kafka_bootstrap, specs)
+    return specs
+
+
+def _message(action: str, keep: set[tuple[str, str]] | None = None, year: int = 2021) -> dict:
+    """The KNBS fixture with `action`, for periods `year` and `year + 1` (the fixture's 2021 and
+    2022); `keep` (series key, observation key) empties the others out (a Delete data set lists
+    only what it deletes, as empty arrays)."""
+    message = json.loads(FIXTURE.read_bytes())
+    periods = message["data"]["structures"][0]["dimensions"]["observation"][0]["values"]
+    for offset, period in enumerate(periods):
+        period.pop("name", None)
+        period["id" if "id" in period else "value"] = str(year + offset)
+    data_set = message["data"]["dataSets"][0]
+    data_set["action"] = action
+    if keep is not None:
+        for series_key, series in list(data_set["series"].items()):
+            series["observations"] = {
+                k: [] for k in series["observations"] if (series_key, k) in keep
+            }
+            if not series["observations"]:
+                del data_set["series"][series_key]
+    return message
+
+
+def _pipeline(settings: Settings, topics: list, path: Path) -> int:
+    config = sdmx.SdmxConfig(inputs=[str(path)])
+    with EventProducer(settings.kafka_bootstrap) as producer:
+        report = run_source(sdmx.SOURCE, config, producer, StateStore(settings.state_dir, "sdmx"))
+    Sink(settings, topics).run(until_caught_up=True)
+    run_dbt(settings, ["build"], capture=True)
+    return report.sent
+
+
+def _rows(settings: Settings, sql: str) -> list[tuple]:
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def _city_periods(settings: Settings, relation: str, where: str = "true") -> set[tuple]:
+    return set(
+        _rows(
+            settings,
+            f"select city_code, {'period' if relation.startswith('marts') else 'time_period'} "
+            f"from {relation} where source_urn = 'urn:nso:knbs' and {where}",
+        )
+    )
+
+
+def _everything(year: int = 2021) -> set[tuple[str, str]]:
+    return {(city, str(y)) for city in ("KENBO", "KEMBA") for y in (year, year + 1)}
+
+
+def _remaining(year: int = 2021) -> set[tuple[str, str]]:
+    return _everything(year) - {("KENBO", str(year))}
+
+
+EVERYTHING, REMAINING = _everything(), _remaining()
+
+
+def _load_then_delete_nairobi_first_year(
+    settings: Settings, topics: list, folder: Path, year: int = 2021
+) -> Path:
+    """Every test's own periods: the topics keep other tests' events, and a first build reads
+    them all at once."""
+    upserts = folder / "knbs_information.json"
+    upserts.write_text(json.dumps(_message("Information", year=year)), encoding="utf-8")
+    assert _pipeline(settings, topics, upserts) == 4
+    assert _city_periods(
+        settings, "marts.fct_city_indicator", f"period_year between {year} and {year + 1}"
+    ) == _everything(year)
+
+    # series "0:0:0" is Nairobi (KENBO); its observation "0" is the first year
+    deletion = folder / "knbs_delete.json"
+    deletion.write_text(
+        json.dumps(_message("Delete", keep={("0:0:0", "0")}, year=year)), encoding="utf-8"
+    )
+    assert _pipeline(settings, topics, deletion) == 1
+    return upserts
+
+
+def test_a_delete_data_set_removes_the_observation_from_staging_and_intermediate(
+    settings, topics, tmp_path
+):
+    upserts = _load_then_delete_nairobi_first_year(settings, topics, tmp_path)
+
+    assert _city_periods(settings, "staging.stg_sdmx__observations", "not is_deletion") == (
+        REMAINING
+    )
+    assert _rows(
+        settings,
+        "select city_code, time_period, event_type, obs_value from "
+        "staging.stg_sdmx__observations where is_deletion",
+    ) == [("KENBO", "2021", V2, None)]
+    assert _city_periods(settings, "intermediate.int_indicators__observations") == REMAINING
+
+    # the publisher sends the observation again: it is staged anew and back, with its value
+    assert _pipeline(settings, topics, upserts) == 1
+    assert _city_periods(settings, "intermediate.int_indicators__observations") == EVERYTHING
+    assert _rows(
+        settings,
+        "select value from intermediate.int_indicators__observations "
+        "where city_code = 'KENBO' and time_period = '2021' and source_urn = 'urn:nso:knbs'",
+    ) == [(54.5,)]
+
+
+def test_a_delete_data_set_removes_the_observation_from_the_indicator_marts(
+    settings, topics, tmp_path
+):
+    year = 2011  # not the other test's periods
+    upserts = _load_then_delete_nairobi_first_year(settings, topics, tmp_path, year)
+    marts = ("marts.fct_city_indicator", "marts.fct_slum_indicators")
+    mine = f"period_year between {year} and {year + 1}"
+
+    assert [_city_periods(settings, mart, mine) for mart in marts] == [_remaining(year)] * 2
+
+    # re-published, the observation is back in the marts too
+    assert _pipeline(settings, topics, upserts) == 1
+    assert [_city_periods(settings, mart, mine) for mart in marts] == [_everything(year)] * 2
