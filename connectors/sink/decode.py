@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from connectors.contracts import Contract, get_contract
 from connectors.contracts.fast import compile_event_decoder
-from connectors.errors import ContractError
+from connectors.errors import ConfigError, ContractError
 from connectors.kafka.topics import TopicSpec
 from connectors.refusals import Refused, dead_letter_headers
 from connectors.sink.raw import ARROW_SCHEMA, BATCH_COLUMNS
@@ -97,6 +97,18 @@ class ColumnBatch:
         return pa.table(self.columns, schema=ARROW_SCHEMA)
 
 
+def _contract_of(spec: TopicSpec, event_type: str) -> Contract:
+    """The contract of an event type a topic declares; a clear start-up error when it has none."""
+    try:
+        return get_contract(event_type)
+    except ContractError:
+        raise ConfigError(
+            f"topic {spec.name} declares event type {event_type}, which has no contract: add "
+            f"connectors/contracts/{event_type}.json or fix the topic's event_types in the topics "
+            "file"
+        ) from None
+
+
 class RecordDecoder:
     """Validates each record against the envelope and its contract.
 
@@ -107,7 +119,7 @@ class RecordDecoder:
     def __init__(self, topics: list[TopicSpec], max_event_bytes: int):
         self.max_event_bytes = max_event_bytes
         self._contracts: dict[str, dict[str, Contract]] = {
-            spec.name: {t: get_contract(t) for t in spec.event_types} for spec in topics
+            spec.name: {t: _contract_of(spec, t) for t in spec.event_types} for spec in topics
         }
         self._fast: dict[str, msgspec.json.Decoder | None] = {
             spec.name: compile_event_decoder(

@@ -136,13 +136,20 @@ class Sink:
         # Load topic metadata before joining the group: a join that races the first metadata
         # response gets an empty assignment from the range assignor and idles until the next
         # metadata refresh. It also turns a missing topic into a clear error.
-        for topic in sorted(self.specs):
-            if not self._consumer.partitions_for_topic(topic):
-                raise ConfigError(
-                    f"topic {topic} does not exist at {settings.kafka_bootstrap}; "
-                    "run `urbanflow topics apply`"
-                )
+        # What the sink writes to must exist as well: a missing dead-letter or batch-landed topic
+        # would otherwise block the first commit until the producer's metadata wait times out.
+        needed = [*sorted(self.specs), *(s.dlq_name for s in self.specs.values() if s.dlq)]
+        missing = [t for t in [*needed, BATCH_LANDED_TOPIC] if not self._topic_exists(t)]
+        if missing:
+            raise ConfigError(
+                f"topic{'s' if len(missing) > 1 else ''} {', '.join(missing)} missing at "
+                f"{settings.kafka_bootstrap}; run `urbanflow topics apply`"
+            )
         self._consumer.subscribe(sorted(self.specs), listener=_SeekToWarehouseOffsets(self))
+
+    def _topic_exists(self, topic: str) -> bool:
+        assert self._consumer is not None
+        return bool(self._consumer.partitions_for_topic(topic))
 
     def _close(self) -> None:
         if self._pending and self._consumer is not None:

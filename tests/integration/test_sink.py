@@ -359,3 +359,51 @@ def test_long_running_sink_stops_cleanly_on_sigterm_with_everything_committed(
     assert proc.returncode == 0, output
     assert "sink: loaded 3,000 events" in output
     assert raw_counts(settings.warehouse_path, observation_topic) == (3_000, 3_000, 3_000)
+
+
+def test_a_missing_dead_letter_topic_stops_the_sink_at_start_up_naming_it(
+    tmp_path, settings, kafka_bootstrap
+):
+    """Someone forgot `urbanflow topics apply` for a new topic: the data topic exists, its `.dlq`
+    twin does not. The sink must say so in one line and exit 1, not wait on its first commit."""
+    import uuid
+    from dataclasses import replace
+
+    from connectors.kafka.topics import admin_client
+
+    spec = TopicSpec(
+        name=f"test.{uuid.uuid4().hex[:10]}.observation.v1",
+        partitions=1,
+        retention_ms=3_600_000,
+        event_types=("org.urbanflow.stats.observation.v1",),
+        sink=True,
+        dlq=True,
+        dlq_retention_ms=3_600_000,
+    )
+    apply_topics(kafka_bootstrap, [replace(spec, dlq=False)])  # the data topic only
+    try:
+        produce(settings, spec.name, 50)
+        env = {
+            **os.environ,
+            "UF_KAFKA_BOOTSTRAP": kafka_bootstrap,
+            "UF_VAR_DIR": str(tmp_path),
+            "UF_WAREHOUSE_PATH": str(tmp_path / "warehouse.duckdb"),
+            "UF_TOPICS_FILE": str(_topics_file(tmp_path, spec)),
+        }
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("urbanflow")), "sink", "run", "--until-caught-up"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 1
+        assert "Traceback" not in done.stderr + done.stdout
+        (line,) = [text for text in done.stderr.splitlines() if text.strip()]
+        assert f"{spec.name}.dlq" in line and "urbanflow topics apply" in line
+    finally:
+        admin = admin_client(kafka_bootstrap)
+        try:
+            admin.delete_topics([spec.name])
+        finally:
+            admin.close()

@@ -265,6 +265,12 @@ def test_invalid_activity_is_rejected_with_its_reason_and_the_others_parse():
             'last-updated-datetime="28/03/2024"',
             "@last-updated-datetime: '28/03/2024' is not a date-time",
         ),
+        (  # a schema rule: two partners cannot report one activity
+            '<reporting-org ref="GB-CHC-1180001" type="21" secondary-reporter="0">',
+            '<reporting-org ref="XM-DAC-41120" type="40"/>\n'
+            '  <reporting-org ref="GB-CHC-1180001" type="21" secondary-reporter="0">',
+            "reporting-org: appears 2 times; IATI schema rule: at most one reporting-org",
+        ),
     ],
 )
 def test_each_kind_of_invalid_content_rejects_only_its_activity(tmp_path, old, new, reason):

@@ -126,3 +126,16 @@ def test_a_record_the_fast_path_refuses_but_the_contract_accepts_gets_the_same_r
     data = [orjson.loads(b.columns.pop("data")[0]) for b in (fast, slow)]
     assert slow.columns == fast.columns
     assert data[0] == data[1]
+
+
+def test_a_topic_whose_event_type_has_no_contract_is_a_start_up_error_naming_both():
+    from dataclasses import replace
+
+    from connectors.errors import ConfigError
+
+    orphan = replace(TOPIC, event_types=("org.urbanflow.nothing.v1",))
+    with pytest.raises(ConfigError) as info:
+        RecordDecoder([orphan], max_event_bytes=4_096)
+    message = str(info.value)
+    assert TOPIC.name in message and "org.urbanflow.nothing.v1" in message
+    assert "has no contract" in message and "\n" not in message

@@ -70,6 +70,36 @@ def _fail(element: Element, where: str, message: str) -> NoReturn:
     raise _Invalid(element, f"{where}: {message}")
 
 
+#: Children the IATI 2.0x activity schema allows at most once (maxOccurs=1): cheap to check on
+#: the tree, and each breaks how we read the activity (two reporting-orgs name two partners).
+SINGLE_ELEMENTS = (
+    "iati-identifier",
+    "reporting-org",
+    "title",
+    "activity-status",
+    "collaboration-type",
+    "default-flow-type",
+    "default-finance-type",
+    "default-tied-status",
+    "capital-spend",
+    "conditions",
+    "crs-add",
+    "fss",
+)
+
+
+def _check_single_elements(activity: Element) -> None:
+    """Refuse an activity that repeats an element the schema allows once, naming the rule."""
+    for name in SINGLE_ELEMENTS:
+        found = activity.findall(name)
+        if len(found) > 1:
+            _fail(
+                found[1],
+                name,
+                f"appears {len(found)} times; IATI schema rule: at most one {name} per activity",
+            )
+
+
 # ---------------------------------------------------------------------------- XML to a tree
 
 
@@ -281,6 +311,7 @@ class _ActivityReader:
 
     def read(self, digest: str) -> IatiActivity:
         activity = self.element
+        _check_single_elements(activity)
         if self.identifier is None:
             _fail(activity, "iati-identifier", "missing or empty")
         raw_updated = activity.get("last-updated-datetime")
