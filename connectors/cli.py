@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from connectors import demo as demo_module
+from connectors import dlq as dlq_module
 from connectors import quality
 from connectors import status as status_module
 from connectors import superset as superset_module
@@ -48,6 +51,11 @@ superset_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(superset_app, name="superset")
+dlq_app = typer.Typer(
+    help="Dead letters (<topic>.dlq): list them, show one, replay a selection after a fix.",
+    no_args_is_help=True,
+)
+app.add_typer(dlq_app, name="dlq")
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -57,7 +65,12 @@ out = Console(soft_wrap=True)
 def topics_apply() -> None:
     """Create or update every declared topic and its dead-letter twin (idempotent)."""
     settings = Settings.from_env()
-    actions = apply_topics(settings.kafka_bootstrap, load_topics(settings.topics_file))
+    actions = apply_topics(
+        settings.kafka_bootstrap,
+        load_topics(settings.topics_file),
+        replication_factor=settings.topic_replication_factor,
+        min_insync_replicas=settings.topic_min_insync_replicas,
+    )
     for name, action in sorted(actions.items()):
         out.print(f"  {name:<45} {action}")
     changed = sum(1 for a in actions.values() if a != "unchanged")
@@ -222,6 +235,108 @@ def status() -> None:
     _print_airflow_status()
     if not report.broker_ok:
         raise typer.Exit(1)
+
+
+TopicOption = Annotated[
+    str | None,
+    typer.Option("--topic", help="only this topic's dead letters (with or without .dlq)"),
+]
+SourceOption = Annotated[
+    str | None, typer.Option("--source", help="only dead letters of this source (as listed)")
+]
+ReasonOption = Annotated[
+    str | None, typer.Option("--reason-contains", help="only dead letters whose reason has this")
+]
+
+
+def _dead_letters(
+    settings: Settings, topic: str | None, source: str | None, reason: str | None
+) -> list[dlq_module.DeadLetterRecord]:
+    names = dlq_module.dlq_topics(load_topics(settings.topics_file), topic, settings.topics_file)
+    letters = dlq_module.read_dead_letters(settings.kafka_bootstrap, names)
+    return dlq_module.select(letters, source=source, reason_contains=reason)
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+@dlq_app.command("list")
+def dlq_list(
+    topic: TopicOption = None, source: SourceOption = None, reason_contains: ReasonOption = None
+) -> None:
+    """Dead letters not yet replayed, by topic, source and reason: count, first and last seen."""
+    settings = Settings.from_env()
+    letters = _dead_letters(settings, topic, source, reason_contains)
+    ledger = dlq_module.ReplayLedger(settings.state_dir)
+    current, settled = dlq_module.outstanding(letters, ledger.replayed)
+    groups = dlq_module.summarize(current)
+    if groups:
+        table = Table("topic", "source", "reason", "count", "first seen", "last seen", "latest")
+        for g in groups:
+            table.add_row(
+                g.topic,
+                g.source,
+                Text(g.reason),
+                f"{g.count:,}",
+                _when(g.first_seen),
+                _when(g.last_seen),
+                g.latest,
+            )
+        out.print(table)
+    out.print(
+        f"dlq: {len(current):,} dead letters in {len(groups)} groups"
+        f" ({len(settled):,} replayed or repeated, not shown)"
+    )
+
+
+@dlq_app.command("show")
+def dlq_show(
+    topic: Annotated[str, typer.Argument(help="the dead-letter topic (.dlq may be omitted)")],
+    partition: int,
+    offset: int,
+) -> None:
+    """One dead letter: its coordinates, headers, key and original payload."""
+    settings = Settings.from_env()
+    letter = dlq_module.read_one(settings.kafka_bootstrap, topic, partition, offset)
+    original = letter.original
+    out.print(f"dead letter {letter.coordinates} at {_when(letter.seen)}", highlight=False)
+    out.print(
+        f"original: {':'.join(map(str, original))}" if original else f"for topic {letter.topic}",
+        "(refused by the sink)" if original else "(refused by a source)",
+        highlight=False,
+    )
+    for name, value in letter.headers.items():
+        out.print(Text(f"  {name}: {value}"))
+    key = "-" if letter.key is None else letter.key.decode("utf-8", "replace")
+    out.print(Text(f"key: {key}"))
+    out.print("payload:")
+    out.print(Text(dlq_module.pretty_payload(letter.value)))
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    topic: TopicOption = None,
+    source: SourceOption = None,
+    reason_contains: ReasonOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="say what would be replayed, send nothing")
+    ] = False,
+) -> None:
+    """Re-send the selected dead letters to their original topics, value and key unchanged (the
+    event keeps its id); each is replayed once, and what still fails comes back with its reason."""
+    settings = Settings.from_env()
+    letters = _dead_letters(settings, topic, source, reason_contains)
+    ledger = dlq_module.ReplayLedger(settings.state_dir)
+    if dry_run:
+        report = dlq_module.replay(letters, ledger, None)
+    else:
+        current = dlq_module.outstanding(letters, ledger.replayed)[0]
+        targets = {d.topic for d in current if d.original is not None}
+        dlq_module.check_topics_exist(settings.kafka_bootstrap, targets)
+        with EventProducer(settings.kafka_bootstrap, client_id="urbanflow-dlq") as producer:
+            report = dlq_module.replay(letters, ledger, producer)
+    out.print(report.summary(dry_run=dry_run), highlight=False)
 
 
 def _supersetctl(command: str) -> None:

@@ -63,6 +63,9 @@ class Settings:
     topics_file: Path
     contracts_dir: Path
     sink_group: str
+    #: replicas and min in-sync replicas `urbanflow topics apply` gives the topics it creates
+    topic_replication_factor: int
+    topic_min_insync_replicas: int
     sink_instance_id: str | None
     sink_batch_max_records: int
     sink_batch_max_ms: int
@@ -87,6 +90,8 @@ class Settings:
             topics_file=_path("UF_TOPICS_FILE", home / "infra" / "kafka" / "topics.yml"),
             contracts_dir=_path("UF_CONTRACTS_DIR", PACKAGE_DIR / "contracts"),
             sink_group=os.environ.get("UF_SINK_GROUP") or "urbanflow-sink",
+            topic_replication_factor=_int("UF_TOPIC_REPLICATION_FACTOR", 1),
+            topic_min_insync_replicas=_int("UF_TOPIC_MIN_INSYNC_REPLICAS", 1),
             sink_instance_id=os.environ.get("UF_SINK_INSTANCE_ID") or None,
             sink_batch_max_records=_int("UF_SINK_BATCH_MAX_RECORDS", 20_000),
             sink_batch_max_ms=_int("UF_SINK_BATCH_MAX_MS", 1_000),

@@ -100,20 +100,35 @@ def _desired(specs: Iterable[TopicSpec]) -> dict[str, tuple[int, int]]:
     return wanted
 
 
-def apply_topics(bootstrap: str, specs: list[TopicSpec]) -> dict[str, str]:
-    """Create missing topics, add partitions, align retention. Returns topic -> action taken."""
+def apply_topics(
+    bootstrap: str,
+    specs: list[TopicSpec],
+    *,
+    replication_factor: int = 1,
+    min_insync_replicas: int = 1,
+) -> dict[str, str]:
+    """Create missing topics (with `replication_factor` replicas), add partitions, align retention
+    and `min.insync.replicas`. Returns topic -> action taken. Kafka cannot change an existing
+    topic's replica count in place: that is reported, not done."""
     admin = admin_client(bootstrap)
     try:
         wanted = _desired(specs)
+
+        def configs(name: str) -> dict[str, str]:
+            return {
+                "retention.ms": str(wanted[name][1]),
+                "min.insync.replicas": str(min_insync_replicas),
+            }
+
         existing = set(admin.list_topics())
         actions = {name: "unchanged" for name in wanted if name in existing}
         missing = {
             name: {
                 "num_partitions": partitions,
-                "replication_factor": 1,
-                "configs": {"retention.ms": str(retention)},
+                "replication_factor": replication_factor,
+                "configs": configs(name),
             }
-            for name, (partitions, retention) in wanted.items()
+            for name, (partitions, _retention) in wanted.items()
             if name not in existing
         }
         if missing:
@@ -122,6 +137,10 @@ def apply_topics(bootstrap: str, specs: list[TopicSpec]) -> dict[str, str]:
         present = sorted(actions.keys() - missing.keys())
         if not present:
             return actions
+
+        def note(name: str, change: str) -> None:
+            actions[name] = change if actions[name] == "unchanged" else f"{actions[name]}, {change}"
+
         for meta in admin.describe_topics(present):
             name, have = meta["name"], len(meta["partitions"])
             want = wanted[name][0]
@@ -130,24 +149,25 @@ def apply_topics(bootstrap: str, specs: list[TopicSpec]) -> dict[str, str]:
                 actions[name] = f"partitions {have} -> {want}"
             elif want < have:
                 actions[name] = f"keeps {have} partitions (declared {want}; Kafka cannot shrink)"
+            counts = [len(p.get("replica_nodes") or []) for p in meta["partitions"]]
+            replicas = min(counts, default=0)
+            if replicas and replicas < replication_factor:
+                note(
+                    name,
+                    f"has {replicas} replica(s), {replication_factor} wanted "
+                    "(raise it with kafka-reassign-partitions.sh)",
+                )
         described = admin.describe_configs(
             [ConfigResource(ConfigResourceType.TOPIC, name) for name in present]
         )["topic"]
         for name in present:
-            want_retention = str(wanted[name][1])
-            have_retention = described.get(name, {}).get("retention.ms", {}).get("value")
-            if have_retention != want_retention:
-                admin.alter_configs(
-                    [
-                        ConfigResource(
-                            ConfigResourceType.TOPIC, name, {"retention.ms": want_retention}
-                        )
-                    ]
-                )
-                changed = f"retention.ms {have_retention} -> {want_retention}"
-                actions[name] = (
-                    changed if actions[name] == "unchanged" else f"{actions[name]}, {changed}"
-                )
+            want_configs = configs(name)
+            have = {key: described.get(name, {}).get(key, {}).get("value") for key in want_configs}
+            changed = [f"{k} {have[k]} -> {v}" for k, v in want_configs.items() if have[k] != v]
+            if changed:
+                # AlterConfigs replaces a topic's whole config: always send every managed key
+                admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, want_configs)])
+                note(name, ", ".join(changed))
         return actions
     except KafkaError as exc:
         raise BrokerUnavailableError(f"applying topics at {bootstrap} failed: {exc}") from exc

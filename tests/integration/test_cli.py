@@ -66,3 +66,61 @@ def test_status_exits_non_zero_when_the_broker_is_down(tmp_path):
     )
     assert result.returncode == 1
     assert "broker: down" in result.stdout
+
+
+def test_topics_apply_sets_min_insync_replicas_from_settings_and_keeps_retention(
+    kafka_bootstrap, tmp_path
+):
+    """UF_TOPIC_MIN_INSYNC_REPLICAS is applied to existing topics (retention untouched: Kafka's
+    AlterConfigs replaces a topic's whole config); a replica count below
+    UF_TOPIC_REPLICATION_FACTOR is reported, since Kafka cannot raise it in place."""
+    import uuid
+
+    import yaml
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    from connectors.kafka.topics import admin_client
+
+    name = f"test.{uuid.uuid4().hex[:10]}.replicas.v1"
+    topics = tmp_path / "topics.yml"
+    topics.write_text(
+        yaml.safe_dump(
+            {
+                "topics": [
+                    {
+                        "name": name,
+                        "partitions": 1,
+                        "retention_ms": 3_600_000,
+                        "dlq": False,
+                        "event_types": ["org.urbanflow.stats.observation.v1"],
+                    }
+                ]
+            }
+        )
+    )
+    env = {"UF_KAFKA_BOOTSTRAP": kafka_bootstrap, "UF_TOPICS_FILE": str(topics)}
+    try:
+        assert run([CLI, "topics", "apply"], **env).returncode == 0
+        again = run(
+            [CLI, "topics", "apply"],
+            **env,
+            UF_TOPIC_MIN_INSYNC_REPLICAS="2",
+            UF_TOPIC_REPLICATION_FACTOR="3",
+        )
+        assert again.returncode == 0, again.stderr
+        assert "min.insync.replicas 1 -> 2" in again.stdout
+        assert "has 1 replica(s), 3 wanted" in again.stdout
+        admin = admin_client(kafka_bootstrap)
+        try:
+            configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+        finally:
+            admin.close()
+        values = {k: v["value"] for k, v in configs["topic"][name].items()}
+        assert values["min.insync.replicas"] == "2"
+        assert values["retention.ms"] == "3600000"
+    finally:
+        admin = admin_client(kafka_bootstrap)
+        try:
+            admin.delete_topics([name])
+        finally:
+            admin.close()
