@@ -86,7 +86,10 @@ def gdacs_time(value: Any) -> str | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except OverflowError:  # year 1 or 9999 shifted out of range to UTC
+        return None
 
 
 def _text(node: Any, name: str) -> str:
@@ -94,13 +97,16 @@ def _text(node: Any, name: str) -> str:
     return str(value).strip() if value is not None else ""
 
 
+#: The largest count or id kept: a BIGINT, what events (orjson) and the warehouse can hold.
+MAX_COUNT = 2**63 - 1
+
+
 def _count(value: Any) -> int | None:
-    """A whole number >= 0, sent as a number or as digits; None for anything else."""
-    if (isinstance(value, str) and _COUNT_RE.match(value.strip())) or (
-        isinstance(value, float) and value.is_integer() and value >= 0
-    ):
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    """A whole number 0 to MAX_COUNT, sent as a number or as digits; None for anything else."""
+    digits = isinstance(value, str) and _COUNT_RE.match(value.strip()) and len(value.strip()) < 20
+    if digits or (isinstance(value, float) and value.is_integer() and 0 <= value <= MAX_COUNT):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT:
         return value
     return None
 
@@ -163,6 +169,8 @@ def people_affected(sendai: Any) -> int | None:
         if value is None:
             raise _BadFeature(f"sendai affected value {entry.get('sendaivalue')!r} is not a count")
         total += value
+    if total > MAX_COUNT:
+        raise _BadFeature(f"sendai affected values add up to {total}, more than a count holds")
     return total
 
 
@@ -174,7 +182,8 @@ def _countries(props: dict[str, Any]) -> set[str]:
     codes = {_text(props, "iso3").upper(), *(_text(c, "iso3").upper() for c in affected)}
     codes.discard("")
     if bad := sorted(c for c in codes if not _ISO3_RE.match(c)):
-        raise _BadFeature(f"country code(s) {', '.join(bad)} are not ISO 3166-1 alpha-3")
+        shown = ", ".join(c if c.isprintable() else repr(c) for c in bad)  # one line
+        raise _BadFeature(f"country code(s) {shown} are not ISO 3166-1 alpha-3")
     return codes
 
 
@@ -291,6 +300,7 @@ def parse_feed(
             parsed.append(_episode(feature, by_code, radius_km))
         except _BadFeature as problem:
             key = _feature_key(feature)
-            reason = f"{origin}: features[{index}] ({key}): {problem}"
+            shown = key if key.isprintable() else repr(key)  # a reason stays one line
+            reason = f"{origin}: features[{index}] ({shown}): {problem}"
             parsed.append(Refused(reason, key=key, payload=orjson.dumps(feature)))
     return parsed

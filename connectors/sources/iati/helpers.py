@@ -143,6 +143,10 @@ def _parse_tree(payload: bytes, origin: str) -> _Element:
             f"malformed XML: {expat.ErrorString(exc.code)} (column {exc.offset + 1})",
             line=exc.lineno,
         ) from None
+    except LookupError as exc:  # expat asks Python for an encoding the declaration names
+        raise SourceFormatError(
+            origin, f"malformed XML: {exc}", line=parser.CurrentLineNumber
+        ) from None
     return builder.close()
 
 
@@ -207,10 +211,10 @@ def _datetime(element: Element, where: str, raw: str) -> str:
     fraction = (match[2] or "")[:7]  # fromisoformat takes at most microseconds
     zone = match[3] or "Z"
     try:
-        parsed = datetime.fromisoformat(f"{match[1]}{fraction}{zone}")
-    except ValueError:
+        parsed = datetime.fromisoformat(f"{match[1]}{fraction}{zone}").astimezone(UTC)
+    except (ValueError, OverflowError):  # overflow: year 1 or 9999 shifted out of range to UTC
         _fail(element, where, f"{raw!r} is not a valid date-time")
-    return parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return parsed.isoformat().replace("+00:00", "Z")
 
 
 def _boolean(element: Element, where: str, raw: str | None) -> bool | None:
@@ -514,7 +518,8 @@ class _ActivityReader:
         for number, baseline in enumerate(element.findall("baseline"), start=1):
             here = f"{where}/baseline[{number}]"
             year = baseline.get("year")
-            if year is not None and not year.strip().isdigit():
+            # ASCII digits only: str.isdigit() also takes '²', which int() refuses
+            if year is not None and not re.fullmatch(r"[0-9]{1,4}", year.strip()):
                 _fail(baseline, f"{here}/@year", f"{year!r} is not a year")
             period = {
                 "period_index": None,
@@ -612,6 +617,7 @@ def parse_iati_activities(payload: bytes, origin: str) -> IatiFile:
         except _Invalid as exc:
             location = f"{origin}:{exc.line}" if exc.line is not None else origin
             name = reader.identifier or "without iati-identifier"
+            name = name if name.isprintable() else repr(name)  # a reason stays one line
             rejected.append(
                 Refused(
                     f"{location}: activity {name}: {exc.message}",

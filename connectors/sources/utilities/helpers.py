@@ -316,6 +316,8 @@ def _kpi_row(
     def connections(text: str) -> int:
         if not _INTEGER_RE.match(text):
             raise ValueError(f"{text!r} is not a whole number >= 0")
+        if len(text) > 18:  # beyond what an event (orjson) and a BIGINT hold
+            raise ValueError(f"{text[:30]!r}... is too large a number of connections")
         return int(text)
 
     check("city_code", city)
@@ -349,9 +351,8 @@ def _kpi_header(header: list[str], origin: str) -> list[str]:
     ):
         if names:
             expected = ", ".join((*KPI_REQUIRED_COLUMNS, *KPI_OPTIONAL_COLUMNS))
-            raise SourceFormatError(
-                origin, f"{problem} {', '.join(names)}; expected {expected}", line=1
-            )
+            shown = ", ".join(n if n.isprintable() else repr(n) for n in names)  # one line
+            raise SourceFormatError(origin, f"{problem} {shown}; expected {expected}", line=1)
     return columns
 
 
