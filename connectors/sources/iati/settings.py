@@ -13,6 +13,13 @@ ACCEPT_HEADER = "application/xml, text/xml;q=0.9, */*;q=0.1"
 
 #: The file suffix a folder's IATI files carry.
 XML_SUFFIX = ".xml"
+
+#: The IATI Datastore v3 activity collection (Solr behind IATI's API gateway), the header that
+#: carries the gateway's subscription key, and the input that asks for it (`datastore.py`).
+DATASTORE_URL = "https://api.iatistandard.org/datastore/activity/select"
+DATASTORE_KEY_HEADER = "Ocp-Apim-Subscription-Key"
+DATASTORE_INPUT = "datastore:"
+
 #: The error class of an activity refused for its content (the dead letter's uf.error.class).
 INVALID_ACTIVITY = "invalid_activity"
 
