@@ -284,8 +284,9 @@ def dlq_list(
                 g.latest,
             )
         out.print(table)
+    plural = "" if len(groups) == 1 else "s"
     out.print(
-        f"dlq: {len(current):,} dead letters in {len(groups)} groups"
+        f"dlq: {len(current):,} dead letters in {len(groups)} group{plural}"
         f" ({len(settled):,} replayed or repeated, not shown)"
     )
 

@@ -48,6 +48,7 @@ if importlib.util.find_spec("airflow") is None or not AIRFLOW_BIN.exists():
         allow_module_level=True,
     )
 
+TRANSFORM = "urbanflow_transform"
 SCHEDULES = """\
 defaults: {owner: urbanflow-test, retries: 1, retry_delay: 10s, timeout: 10m, tags: [test]}
 sources:
@@ -190,9 +191,10 @@ def running_stack(
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, kafka_bootstrap: str) -> Iterator[dict[str, Any]]:
-    """One stack for the tests below that tolerate each other's runs (the last one stops it)."""
+    """One stack for the tests below that tolerate each other's runs (the last one stops it).
+    Its fallback runs once a day, so only the asset wakes the transform DAG while they run."""
     base = Path(os.environ.get("UF_VAR_DIR") or tmp_path_factory.mktemp("airflow"))
-    with running_stack(base, kafka_bootstrap) as running:
+    with running_stack(base, kafka_bootstrap, UF_TRANSFORM_FALLBACK_CRON="0 3 * * *") as running:
         yield running
 
 
@@ -256,6 +258,13 @@ def test_a_source_dags_events_reach_serving_through_the_batch_landed_asset(stack
     api: AirflowClient = stack["api"]
     serving = stack["serving"]
     wait_registered(api)
+    # A scheduled run Airflow starts when it first sees the DAG would pick the events up too.
+    wait_for(
+        "the transform DAG to be idle",
+        lambda: (
+            not any(r["state"] in ("queued", "running") for r in api.runs("urbanflow_transform"))
+        ),
+    )
 
     trigger_sdmx(api)
 
