@@ -71,14 +71,18 @@ def test_fuzzed_requests_never_get_a_5xx_and_only_valid_events_reach_the_topic(
         if own:
             _as_own(case.body, source)
         response = case.call(base_url=server.url, headers={"Authorization": f"Bearer {key}"})
-        assert response.status_code < 500, f"{case.method} {case.path}: {response.text}"
+        # the one server-side answer by design: feed status before anything was published
+        not_published = case.path == "/v1/feeds" and response.status_code == 503
+        assert not_published or response.status_code < 500, (
+            f"{case.method} {case.path}: {response.text}"
+        )
         accepted = response.json().get("accepted", 0) if response.status_code == 202 else 0
         answered.append((response.status_code, accepted))
 
     call()
 
     statuses = {status for status, _ in answered}
-    assert len(operations) == 2
+    assert {op.label for op in operations} == {"POST /v1/events", "POST /v1/files", "GET /v1/feeds"}
     assert 202 in statuses and statuses & {400, 403, 413, 415, 422}, statuses
     events = published(kafka_bootstrap, topic)
     assert len(events) == sum(accepted for _, accepted in answered)
