@@ -132,9 +132,16 @@ def test_health_snapshots_freshness_and_failures_reach_the_ops_marts(
     status, age, warn, error, never, _ = after[sdmx_table]
     assert (status, warn, error, never) == ("warn", 7 * 24, 35 * 24, False)
     assert 240 <= age < 241  # ten days, measured seconds after the rows were aged
-    # a sink table nothing was sent to: dbt calls it stale, with no load time
-    assert after["gdacs.hazard_gdacs_event_v1"][0] == "error"
-    assert after["gdacs.hazard_gdacs_event_v1"][4] is True
+    # sink tables nothing was sent to (which ones depends on what else used the shared test
+    # broker's topics): dbt calls them stale, with no load time
+    empty = [
+        table
+        for table in after
+        if not table.split(".", 1)[1].startswith("_")
+        and _query(settings, f"select count(*) from raw.{table.split('.', 1)[1]}")[0][0] == 0
+    ]
+    for table in empty:
+        assert after[table][0] == "error" and after[table][4] is True, table
     # the quality gate never ran here: its table does not exist, dbt cannot query it
     status, *_, message = after["quality._quality_results"]
     assert status == "runtime error" and "_quality_results" in message

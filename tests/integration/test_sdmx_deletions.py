@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import uuid
 from pathlib import Path
 
 import duckdb
@@ -27,6 +28,12 @@ from connectors.transform import run_dbt
 pytestmark = pytest.mark.integration
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sdmx" / "json_v2_series.json"
 V1, V2 = "org.urbanflow.stats.observation.v1", "org.urbanflow.stats.observation.v2"
+#: This run's own publisher: the SDMX topic is shared with every other test (and the sample
+#: world publishes KNBS series too), and each warehouse here loads the whole topic.
+AGENCY = f"KNBST{uuid.uuid4().hex[:6].upper()}"
+SOURCE_URN = f"urn:nso:{AGENCY.lower()}"
+#: Years no sample feed publishes (they start in 2018): the marts' keys carry no publisher.
+FIRST_YEAR = 2013
 
 
 @pytest.fixture
@@ -43,11 +50,11 @@ def topics(settings: Settings) -> list:
     return specs
 
 
-def _message(action: str, keep: set[tuple[str, str]] | None = None, year: int = 2021) -> dict:
+def _message(action: str, keep: set[tuple[str, str]] | None = None, year: int = FIRST_YEAR) -> dict:
     """The KNBS fixture with `action`, for periods `year` and `year + 1` (the fixture's 2021 and
     2022); `keep` (series key, observation key) empties the others out (a Delete data set lists
     only what it deletes, as empty arrays)."""
-    message = json.loads(FIXTURE.read_bytes())
+    message = json.loads(FIXTURE.read_bytes().replace(b"=KNBS:", f"={AGENCY}:".encode()))
     periods = message["data"]["structures"][0]["dimensions"]["observation"][0]["values"]
     for offset, period in enumerate(periods):
         period.pop("name", None)
@@ -83,16 +90,16 @@ def _city_periods(settings: Settings, relation: str, where: str = "true") -> set
         _rows(
             settings,
             f"select city_code, {'period' if relation.startswith('marts') else 'time_period'} "
-            f"from {relation} where source_urn = 'urn:nso:knbs' and {where}",
+            f"from {relation} where source_urn = '{SOURCE_URN}' and {where}",
         )
     )
 
 
-def _everything(year: int = 2021) -> set[tuple[str, str]]:
+def _everything(year: int = FIRST_YEAR) -> set[tuple[str, str]]:
     return {(city, str(y)) for city in ("KENBO", "KEMBA") for y in (year, year + 1)}
 
 
-def _remaining(year: int = 2021) -> set[tuple[str, str]]:
+def _remaining(year: int = FIRST_YEAR) -> set[tuple[str, str]]:
     return _everything(year) - {("KENBO", str(year))}
 
 
@@ -100,7 +107,7 @@ EVERYTHING, REMAINING = _everything(), _remaining()
 
 
 def _load_then_delete_nairobi_first_year(
-    settings: Settings, topics: list, folder: Path, year: int = 2021
+    settings: Settings, topics: list, folder: Path, year: int = FIRST_YEAR
 ) -> Path:
     """Every test's own periods: the topics keep other tests' events, and a first build reads
     them all at once."""
@@ -131,8 +138,8 @@ def test_a_delete_data_set_removes_the_observation_from_staging_and_intermediate
     assert _rows(
         settings,
         "select city_code, time_period, event_type, obs_value from "
-        "staging.stg_sdmx__observations where is_deletion",
-    ) == [("KENBO", "2021", V2, None)]
+        f"staging.stg_sdmx__observations where is_deletion and source_urn = '{SOURCE_URN}'",
+    ) == [("KENBO", str(FIRST_YEAR), V2, None)]
     assert _city_periods(settings, "intermediate.int_indicators__observations") == REMAINING
 
     # the publisher sends the observation again: it is staged anew and back, with its value
@@ -140,8 +147,8 @@ def test_a_delete_data_set_removes_the_observation_from_staging_and_intermediate
     assert _city_periods(settings, "intermediate.int_indicators__observations") == EVERYTHING
     assert _rows(
         settings,
-        "select value from intermediate.int_indicators__observations "
-        "where city_code = 'KENBO' and time_period = '2021' and source_urn = 'urn:nso:knbs'",
+        "select value from intermediate.int_indicators__observations where city_code = 'KENBO' "
+        f"and time_period = '{FIRST_YEAR}' and source_urn = '{SOURCE_URN}'",
     ) == [(54.5,)]
 
 
