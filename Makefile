@@ -57,8 +57,9 @@ up: install ## start Kafka, the sink service, Airflow (127.0.0.1:8081) and Super
 	@$(KAFKACTL) start
 	@$(UF) topics apply
 	@$(SINKCTL) start
-	@$(AIRFLOWCTL) start
-	@$(SUPERSETCTL) start
+	@# Airflow and Superset set up their metadata side by side (each waits on its own I/O a lot)
+	@$(SUPERSETCTL) start & superset=$$!; $(AIRFLOWCTL) start; airflow=$$?; \
+	  wait $$superset && exit $$airflow
 	@$(SUPERSETCTL) sync
 	@$(UF) partners superset-users
 
@@ -68,7 +69,8 @@ down: ## stop every process `make up` started: Superset, Airflow, the sink, Kafk
 	-@$(SINKCTL) stop
 	@$(KAFKACTL) stop
 
-demo: install ## start the stack, run the sample world through Airflow to serving.duckdb, show the dashboards
+demo: ## start the stack, run the sample world through Airflow to serving.duckdb, show the dashboards
+	@$(MAKE) --no-print-directory -j3 install
 	@$(MAKE) --no-print-directory up
 	@$(UF) demo --airflow
 	@echo "dashboards: http://127.0.0.1:$${UF_SUPERSET_PORT:-8088}/superset/dashboard/strategic-plan/ (also pipeline-health, my-feeds, one per theme)"

@@ -237,6 +237,10 @@ def plan_build(
 ) -> BuildPlan:
     """Decide what to build from the sink's offsets now vs at the last successful build."""
     if built_project_hash is None:
+        if not any(offsets.values()):
+            # empty marts are not worth a build (nor a task per node in Airflow), even when the
+            # health DAG has recorded its checks of the empty pipeline: wait for data
+            return BuildPlan([], "nothing has landed yet: the first build waits for an event")
         return BuildPlan(None, "first build of this warehouse")
     if project_hash != built_project_hash:
         return BuildPlan(None, "the dbt project changed since the last build", full_refresh=True)

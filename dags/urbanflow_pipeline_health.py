@@ -30,13 +30,12 @@ from connectors.orchestration import health, tasks
     max_active_runs=1,
     tags=["urbanflow", "ops"],
     doc_md=__doc__,
-    default_args={
-        "owner": "urbanflow-data",
-        "retries": 1,
-        "retry_delay": timedelta(minutes=1),
-        "execution_timeout": timedelta(minutes=5),
-        "on_failure_callback": health.on_failure,
-    },
+    default_args=tasks.default_args(
+        retries=1,
+        retry_delay=timedelta(minutes=1),
+        max_retry_delay=timedelta(minutes=2),
+        timeout=timedelta(minutes=5),
+    ),
 )
 def urbanflow_pipeline_health():
     @task

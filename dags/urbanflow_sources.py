@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from airflow.sdk import CronTriggerTimetable, dag, task
 
-from connectors.orchestration import health, tasks
+from connectors.orchestration import tasks
 from connectors.orchestration.schedules import SourceSchedule, load_schedules
 from connectors.settings import OrchestrationSettings
 
@@ -30,15 +30,13 @@ def source_dag(entry: SourceSchedule):
         doc_md=f"{entry.doc}\n\nSource `{entry.source}`; declared in `dags/sources.yml` "
         f"(`sources.{entry.name}`).\n\n{__doc__}",
         params={"source": entry.source},
-        default_args={
-            "owner": entry.owner,
-            "retries": entry.retries,
-            "retry_delay": entry.retry_delay,
-            "retry_exponential_backoff": 2.0,
-            "max_retry_delay": entry.max_retry_delay,
-            "execution_timeout": entry.timeout,
-            "on_failure_callback": health.on_failure,
-        },
+        default_args=tasks.default_args(
+            owner=entry.owner,
+            retries=entry.retries,
+            retry_delay=entry.retry_delay,
+            max_retry_delay=entry.max_retry_delay,
+            timeout=entry.timeout,
+        ),
     )
     def generated():
         @task(task_id="run_source")

@@ -3,15 +3,17 @@
 Woken by the sink's `ops.warehouse.batch_landed.v1` events (an AssetWatcher with the Kafka message
 queue trigger) **or** every 10 minutes: the watcher is a wake-up call, never a ledger. What to build
 is decided from the sink's offsets (`connectors.transform`), so a doubled wake-up builds nothing and
-a lost one costs at most the fallback interval. `max_active_runs=1`: DuckDB has one writer, and a
-burst of batches folds into the next run.
+a lost one costs at most the fallback interval. DuckDB has one writer: every dbt run and the gate
+take the warehouse lock, so runs never write at once. `max_active_runs=2` lets the next run plan and
+build while the last one's node tasks are still reporting, and a burst of batches folds into it.
 
 dbt runs through astronomer-cosmos in its watcher mode: one `dbt build` (task
 `dbt.dbt_producer_watcher`, through `urbanflow-dbt`, which holds the warehouse lock and builds what
 the refresh plan says) reports each model and test to its own task in the `dbt` group, with its own
 log; clearing one of those tasks re-runs that model alone. The node tasks start when the build has
 finished (two cores: they would only slow it down), only for the nodes it built (the others are
-skipped), and publishing does not wait for them.
+skipped), at the lowest priority (a source run or the next build goes first), and publishing does
+not wait for them.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from airflow.sdk import Asset, AssetOrTimeSchedule, AssetWatcher, CronTriggerTim
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode
 
-from connectors.orchestration import health, tasks, watcher
+from connectors.orchestration import tasks, watcher
 from connectors.settings import OrchestrationSettings
 
 SETTINGS = OrchestrationSettings.from_env()
@@ -56,18 +58,15 @@ batch_landed = Asset(
     ),
     start_date=tasks.START_DATE,
     catchup=False,
-    max_active_runs=1,
+    max_active_runs=2,
     tags=["urbanflow", "transform"],
     doc_md=__doc__,
-    default_args={
-        "owner": "urbanflow-data",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=5),
-        "execution_timeout": timedelta(minutes=30),
-        "on_failure_callback": health.on_failure,
-    },
+    default_args=tasks.default_args(
+        retries=2,
+        retry_delay=timedelta(seconds=30),
+        max_retry_delay=timedelta(minutes=5),
+        timeout=timedelta(minutes=30),
+    ),
 )
 def urbanflow_transform():
     @task.short_circuit(ignore_downstream_trigger_rules=False)
@@ -139,6 +138,9 @@ def _report_after_the_build(group: DbtTaskGroup):
         branch >> node_task
         # a built model whose parents were not built this run still reports
         node_task.trigger_rule = "none_failed_min_one_success"
+        # reports only: every other task (a source run, the next run's build) takes a slot first
+        node_task.priority_weight = 1
+        node_task.weight_rule = "absolute"
     return built_marker
 
 

@@ -165,6 +165,10 @@ class AirflowClient:
             if not page["task_instances"] or len(found) >= page.get("total_entries", 0):
                 return found
 
+    def task_state(self, dag_id: str, run_id: str, task_id: str) -> str | None:
+        path = f"dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}"
+        return self.call(path).get("state")
+
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         return {ti["task_id"]: ti["state"] for ti in self.task_instances(dag_id, run_id)}
 

@@ -5,9 +5,10 @@ nothing from Airflow and never opens the warehouse (the sink and dbt own it whil
 
 When is serving.duckdb current? Every source run succeeded, then the sink's consumer group caught
 up (every event is in the warehouse: the sink commits to Kafka after DuckDB), then a transform run
-succeeded that started after that catch-up, or after the last batch-landed wake-up with no newer
-one for `WAKE_UP_GRACE_S` (the wake-up of the last batch follows its commit by a second or two). A
-lost wake-up therefore costs the fallback interval, never a wrong verdict.
+published (its `gate_and_publish` ended; its node tasks may still be reporting) that started after
+that catch-up, or after the last batch-landed wake-up with no newer one for `WAKE_UP_GRACE_S`
+(the wake-up of the last batch follows its commit by a second or two). A lost wake-up therefore
+costs the fallback interval, never a wrong verdict.
 
 Idempotent like `connectors.demo`: sources send only what is new, the partner results and the
 meter stream go out directly (as the plain demo sends them) only once, and a run that sent nothing
@@ -48,6 +49,8 @@ TRANSFORM_DAG = "urbanflow_transform"
 #: How long after the sink caught up a newer wake-up may still arrive (trigger poll ~1 s).
 WAKE_UP_GRACE_S = 20.0
 TERMINAL_FAILED = {"failed", "upstream_failed"}
+# the transform DAG's last task: serving.duckdb is current once it succeeded (or had nothing to do)
+PUBLISH_TASK = "gate_and_publish"
 
 
 class AirflowDemoError(UrbanFlowError):
@@ -350,12 +353,18 @@ def _published_run(
             raise AirflowDemoError(_failure(client, TRANSFORM_DAG, run["dag_run_id"]))
         if run["state"] in ("queued", "running"):
             progress.update(row, state=f"{run['run_type']} run {run['state']}")
-        if run["state"] != "success" or begun is None:
+        if run["state"] not in ("success", "running") or begun is None:
             continue
         after_catch_up = begun >= caught_up_at
         after_last_wake_up = settled and last_wake_up is not None and begun >= last_wake_up
-        if (after_catch_up or after_last_wake_up) and serving.exists():
+        if not ((after_catch_up or after_last_wake_up) and serving.exists()):
+            continue
+        if run["state"] == "success":
             return run
+        # published (or found nothing to publish): the node tasks may still be reporting
+        publish = client.task_state(TRANSFORM_DAG, run["dag_run_id"], PUBLISH_TASK)
+        if publish in ("success", "skipped"):
+            return {**run, "state": f"published ({publish}), node tasks reporting"}
     return None
 
 
@@ -379,7 +388,9 @@ def _describe(run: dict[str, Any] | None) -> str:
     if run is None:
         return "nothing new"
     begun, ended = _ts(run.get("start_date")), _ts(run.get("end_date"))
-    took = f" in {(ended - begun).total_seconds():.0f} s" if begun and ended else ""
+    if ended is None:  # published while its node tasks still report
+        return f"{run['run_type']} run {run['state']}"
+    took = f" in {(ended - begun).total_seconds():.0f} s" if begun else ""
     return f"{run['run_type']} run succeeded{took}"
 
 

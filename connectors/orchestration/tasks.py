@@ -8,16 +8,39 @@ prints one summary line into the task's log.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from connectors.errors import UrbanFlowError
+from connectors.orchestration.health import on_failure
 from connectors.orchestration.schedules import SourceSchedule, run_overrides
 from connectors.settings import OrchestrationSettings, Settings
 
 #: DAGs start from here; none catches up (a source run reads to its own high-water mark).
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
+OWNER = "urbanflow-data"
+
+
+def default_args(
+    *,
+    retries: int,
+    retry_delay: timedelta,
+    max_retry_delay: timedelta,
+    timeout: timedelta,
+    owner: str = OWNER,
+) -> dict[str, Any]:
+    """What every UrbanFlow task gets: an owner, retries with exponential backoff, a time bound,
+    and failures recorded where the pipeline-health mart shows them."""
+    return {
+        "owner": owner,
+        "retries": retries,
+        "retry_delay": retry_delay,
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": max_retry_delay,
+        "execution_timeout": timeout,
+        "on_failure_callback": on_failure,
+    }
 
 
 def _settings(settings: Settings | None) -> Settings:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import logging
 import os
 import re
 import secrets
@@ -398,6 +399,11 @@ def cmd_sync(bundle: Path) -> int:
             raise BundleError("Superset has no user 'admin'; run 'supersetctl start' first")
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             contents = get_contents_from_bundle(archive)
+        serving = Path(os.environ.get("UF_SERVING_PATH", ""))
+        if not serving.is_file():
+            # Superset would warn once per dataset that it could not look at the table: say it once
+            print(f"superset: {serving} is not published yet; charts fill after the first publish")
+            logging.getLogger("superset.commands").setLevel(logging.ERROR)
         ImportAssetsCommand(contents).run()
         summary = sync_roles(read_roles(bundle))
     counts = {folder: sum(1 for n in files if n.startswith(folder + "/")) for folder in ASSET_DIRS}

@@ -33,7 +33,7 @@ def plan(offsets, built, *, project="p1", built_project="p1", quality=False):
 
 
 def test_first_build_and_changed_project_build_everything():
-    first = plan({}, {}, built_project=None)
+    first = plan({("stats.sdmx.observation.v1", 0): 1}, {}, built_project=None)
     assert first.selectors is None and not first.full_refresh
     changed = plan({("stats.sdmx.observation.v1", 0): 5}, {}, project="p2")
     assert changed.selectors is None
@@ -138,3 +138,20 @@ def test_new_api_rejections_rebuild_what_reads_the_rejection_log():
         new_api_rejections=True,
     )
     assert result.selectors == [API_REJECTIONS_SELECTOR]
+
+
+def test_an_empty_warehouse_waits_for_its_first_event():
+    """Nothing landed and never built: a build would only make empty marts (and, in Airflow, a task
+    per node reporting them), so the plan is to wait; `--full-refresh` still builds them."""
+    result = plan({("stats.sdmx.observation.v1", 0): 0}, {}, built_project=None)
+    assert result.selectors == [] and "nothing has landed yet" in result.reason
+    # the health DAG's checks of the empty pipeline are no reason either
+    health = plan_build(
+        offsets={},
+        built_offsets={},
+        project_hash="p1",
+        built_project_hash=None,
+        topic_sources=SOURCES,
+        new_health_results=True,
+    )
+    assert health.selectors == []
