@@ -410,6 +410,9 @@ def main() -> None:
     """Entry point: actionable errors become one red line and exit code 1, not a traceback."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("connectors").setLevel(logging.INFO)
+    # kafka-python's event-loop timing notes ("Task ... ran for 0.28s") mean a busy machine, not a
+    # problem the user can act on
+    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
     try:
         app()
     except UrbanFlowError as exc:
