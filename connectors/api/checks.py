@@ -110,6 +110,12 @@ _LIST = msgspec.json.Decoder(list[msgspec.Raw])
 def split_body(body: bytes, max_batch: int) -> list[bytes]:
     """The raw events of a body holding one CloudEvent or {"events": [...]}."""
     try:
+        # JSON is UTF-8 throughout; msgspec checks only what it decodes, not the raw events
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        reason = f"body is not UTF-8 JSON: {exc.reason} at byte {exc.start}"
+        raise HTTPException(400, reason) from None
+    try:
         top = _TOP.decode(body)
     except msgspec.ValidationError:
         raise HTTPException(400, 'body must be a CloudEvent or {"events": [...]}') from None

@@ -16,6 +16,8 @@ import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from fuzzing import mutate_bytes
+
 from connectors.errors import ContractError, SourceFormatError
 from connectors.events import make_event
 from connectors.sdk import Checkpoint, Record, Refused, load_config
@@ -66,22 +68,6 @@ ODD_CELLS = [
 ]
 
 
-def _mutate_bytes(rng: random.Random, data: bytes) -> bytes:
-    data = bytearray(data)
-    for _ in range(rng.randint(1, 8)):
-        kind = rng.randrange(4)
-        at = rng.randrange(len(data) + 1)
-        if kind == 0 and data:  # flip a byte
-            data[min(at, len(data) - 1)] = rng.randrange(256)
-        elif kind == 1:  # insert junk
-            data[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 16)))
-        elif kind == 2:  # delete a run
-            del data[at : at + rng.randint(1, 64)]
-        else:  # duplicate a run
-            data[at:at] = data[at : at + rng.randint(1, 64)]
-    return bytes(data)
-
-
 def _mutate_table(rng: random.Random, text: str) -> str:
     rows = [line.split(",") for line in text.splitlines()]
     for _ in range(rng.randint(1, 6)):
@@ -112,7 +98,7 @@ def csv_cases(seed: int) -> Iterator[tuple[str, bytes]]:
         if kind == 0:
             payload = base[: rng.randrange(len(base) + 1)]  # truncated
         elif kind == 1:
-            payload = _mutate_bytes(rng, base)
+            payload = mutate_bytes(rng, base)
         elif kind == 2:  # a table whose cells changed, then any encoding
             text = _mutate_table(rng, base.decode("utf-8", "replace"))
             encoding = rng.choice(
@@ -189,7 +175,7 @@ def _sheet_mutations(rng: random.Random) -> list[Callable[[bytes], bytes]]:
         return XML_BOMB
 
     def junk(xml: bytes) -> bytes:
-        return _mutate_bytes(rng, xml)
+        return mutate_bytes(rng, xml)
 
     return [dimension, cell_value, cell_type, cell_ref, truncate, bomb, junk]
 
@@ -205,7 +191,7 @@ def xlsx_cases(seed: int) -> Iterator[tuple[str, bytes]]:
         if kind == 0:
             payload = base[: rng.randrange(len(base) + 1)]
         elif kind == 1:
-            payload = _mutate_bytes(rng, base)
+            payload = mutate_bytes(rng, base)
         elif kind in (2, 3):  # the sheet's XML mutated, once or several times
             changed = dict(parts)
             for _ in range(1 if kind == 2 else rng.randint(2, 4)):

@@ -17,7 +17,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import fuzzing
 import pytest
+from fuzzing import HUGE, mutate_bytes, mutate_json
 
 from connectors.errors import ContractError, SourceFormatError
 from connectors.events import make_event
@@ -31,28 +33,16 @@ SEED = 20261201
 #: fails the test instead of stalling the suite.
 BUDGET_S = 60.0
 
-HUGE = ["1e999", "-1e999", "9" * 400, "NaN", "inf", "-0", "0x1F", "1_000", "1e-999", "²"]
+#: The shared odd values, and codes and names these three formats use.
 ODD_TEXT = [
-    "",
-    " ",
-    "\n",
-    "a\nb",
-    "\x00",
-    "Région",
-    "\ufffd",
-    "x" * 5_000,
-    "0001-01-01T00:00:00+01:00",
-    "9999-12-31T23:59:59-01:00",
+    *fuzzing.ODD_TEXT,
     "0001-01-01",
-    "2024-02-30",
-    "2024-13",
     "USD",
     "usd",
     "KENBO",
     "XXABC",
     "water",
     "electricity",
-    *HUGE,
 ]
 XML_BOMB = (
     b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
@@ -73,29 +63,12 @@ XXE = (
 # ------------------------------------------------------------------------------- mutations
 
 
-def _mutate_bytes(rng: random.Random, data: bytes) -> bytes:
-    """Flip, insert, delete or duplicate a few runs of bytes."""
-    out = bytearray(data)
-    for _ in range(rng.randint(1, 8)):
-        kind = rng.randrange(4)
-        at = rng.randrange(len(out) + 1)
-        if kind == 0 and out:
-            out[min(at, len(out) - 1)] = rng.randrange(256)
-        elif kind == 1:
-            out[at:at] = rng.randbytes(rng.randint(1, 16))
-        elif kind == 2:
-            del out[at : at + rng.randint(1, 64)]
-        else:
-            out[at:at] = out[at : at + rng.randint(1, 64)]
-    return bytes(out)
-
-
 def _common(rng: random.Random, base: bytes, kind: int) -> bytes | None:
     """The mutations every format gets; None leaves the case to the format's own mutations."""
     if kind == 0:
         return base[: rng.randrange(len(base) + 1)]  # truncated
     if kind == 1:
-        return _mutate_bytes(rng, base)
+        return mutate_bytes(rng, base)
     if kind == 2:  # wrong encodings
         encoding = rng.choice(["utf-16", "utf-16-le", "utf-32", "cp1252", "latin-1", "utf-8-sig"])
         return base.decode("utf-8", "replace").encode(encoding, "replace")
@@ -190,62 +163,19 @@ def _mutate_xml(rng: random.Random, data: bytes) -> bytes:
             ]
         )
         return text.replace(*swap).encode()
-    return _mutate_bytes(rng, data)
+    return mutate_bytes(rng, data)
 
 
-def _odd_json(rng: random.Random) -> object:
-    return rng.choice(
-        [
-            None,
-            True,
-            False,
-            -1,
-            0,
-            1.5,
-            2**63,
-            10**30,
-            1e308,
-            -1e308,
-            [],
-            {},
-            [None],
-            {"x": 1},
-            [1, 2],
-            [200, 100],
-            *ODD_TEXT,
-        ]
-    )
+#: What a GeoJSON node may become: any odd value, or coordinates out of range.
+ODD_GEOJSON = [*fuzzing.ODD_JSON, [200, 100], *ODD_TEXT]
 
 
 def _mutate_json(rng: random.Random, data: bytes) -> bytes:
-    """Replace, delete or retype nodes of the decoded feed (wrong JSON types, odd values)."""
-    tree = json.loads(data)
-    nodes = []
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        children = (
-            node.items()
-            if isinstance(node, dict)
-            else enumerate(node)
-            if isinstance(node, list)
-            else []
-        )
-        for key, child in children:
-            nodes.append((node, key))
-            stack.append(child)
-    for _ in range(rng.randint(1, 4)):
-        parent, key = rng.choice(nodes)
-        if isinstance(parent, list) and key >= len(parent):
-            continue
-        if isinstance(parent, dict) and rng.random() < 0.3:
-            parent.pop(key, None)
-        else:
-            parent[key] = _odd_json(rng)
+    """Replace, delete or retype nodes of the decoded feed; now and then nest it absurdly deep."""
     if rng.random() < 0.1:
         depth = rng.choice([50, 2_000, 100_000])
         return b'{"type":"FeatureCollection","features":[' + b"[" * depth + b"]" * depth + b"]}"
-    return json.dumps(tree).encode()
+    return mutate_json(rng, data, ODD_GEOJSON)
 
 
 def _mutate_csv(rng: random.Random, data: bytes) -> bytes:
