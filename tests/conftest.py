@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import secrets_registry
 
 from connectors.kafka.topics import TopicSpec, apply_topics, load_topics
 from connectors.settings import Settings
@@ -72,3 +73,13 @@ def observation_topic(kafka_bootstrap: str) -> Iterator[TopicSpec]:
         admin.delete_topics([spec.name, spec.dlq_name])
     finally:
         admin.close()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Keep each test phase's captured output and error text, for the secret scan that runs last
+    (tests/reliability/test_secret_scan.py): a secret in an assertion message is a leak too."""
+    for title, text in report.sections:
+        if title.endswith(f" {report.when}"):  # a later phase's report repeats earlier sections
+            secrets_registry.capture(f"{report.nodeid} ({title})", text)
+    if report.longrepr is not None:
+        secrets_registry.capture(f"{report.nodeid} ({report.when}: error)", report.longreprtext)

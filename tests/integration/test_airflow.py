@@ -27,6 +27,7 @@ from typing import Any
 
 import duckdb
 import pytest
+import secrets_registry
 
 from connectors.kafka.topics import apply_topics, load_topics
 from connectors.orchestration.client import AirflowClient
@@ -142,6 +143,7 @@ def running_stack(
     schedules = var_dir / "sources.yml"
     schedules.write_text(SCHEDULES, encoding="utf-8")
     password = f"test-{uuid.uuid4().hex}"
+    secrets_registry.register(password, "Airflow admin password")
     port, scheduler_log_port, triggerer_log_port = free_ports(3)
     env = {
         **os.environ,
@@ -175,6 +177,7 @@ def running_stack(
         started = ctl(AIRFLOWCTL, "start", env)
         assert started.returncode == 0, started.stdout + started.stderr
         assert f"url:      http://127.0.0.1:{port}" in started.stdout
+        secrets_registry.register_files(var_dir / "airflow" / "secrets", "*", kind="Airflow secret")
         sink = ctl(SINKCTL, "start", env, timeout=120)
         assert sink.returncode == 0, sink.stdout + sink.stderr
         yield {

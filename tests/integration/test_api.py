@@ -21,6 +21,7 @@ import httpx
 import openpyxl
 import orjson
 import pytest
+import secrets_registry
 import yaml
 from kafka import KafkaConsumer, TopicPartition
 
@@ -168,6 +169,7 @@ class Api:
     def partner(self) -> tuple[str, str]:
         """A new partner of its own (so rate limits do not cross tests): (slug, key)."""
         partner, key = self.store.add(f"p-{uuid.uuid4().hex[:8]}")
+        secrets_registry.register(key, "partner API key")
         return partner.slug, key
 
     def count(self, event_id: str) -> int:
@@ -423,6 +425,7 @@ def test_a_key_from_partners_add_works_and_no_key_ever_reaches_the_server_log(ap
         check=True,
     )
     key = added.stdout.strip()
+    secrets_registry.register(key, "partner API key")
     # No Superset set up under this var dir: the key is issued all the same, and one line says so.
     (line,) = [line for line in added.stderr.splitlines() if "Superset" in line]
     assert line.startswith(f"partner {slug}: Superset user not created (")

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import schemathesis
+import secrets_registry
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
@@ -28,6 +29,7 @@ def fuzzed_api(
     folder = tmp_path_factory.mktemp("api-fuzz")
     spec, topics_file = result_topic_file(kafka_bootstrap, folder)
     partner, key = PartnerStore(folder / "partners.sqlite").add(f"fuzz-{uuid.uuid4().hex[:6]}")
+    secrets_registry.register(key, "partner API key")
     env = api_env(
         kafka_bootstrap, folder, topics_file, UF_API_RATE_PER_S="100000", UF_API_RATE_BURST="100000"
     )

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import secrets_registry
 from test_api import CLI, WAIT_S, ApiServer, result_event
 
 from connectors.api.partners import PartnerStore
@@ -80,6 +81,7 @@ def pushed(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> It
     partners = {}
     for name in ("north", "south"):
         partner, key = store.add(f"feeds-{name}-{run}")
+        secrets_registry.register(key, "partner API key")
         partners[partner.slug] = key
     north, south = sorted(partners)
     own, other = f"urn:partner:{north}", f"urn:partner:{south}"

@@ -27,6 +27,7 @@ from typing import Any
 import duckdb
 import pytest
 import requests
+import secrets_registry
 import yaml
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -261,6 +262,7 @@ def _start_superset(tmp_path_factory: pytest.TempPathFactory, serving_path: Path
         "UF_SUPERSET_START_TIMEOUT": "600",
     }
     env.pop("UF_SUPERSET_SECRET_KEY", None)
+    secrets_registry.register(env["UF_SUPERSET_ADMIN_PASSWORD"], "Superset admin password")
     server = Superset(env)
     started = server.ctl("start")
     try:
@@ -271,8 +273,12 @@ def _start_superset(tmp_path_factory: pytest.TempPathFactory, serving_path: Path
             made = server.urbanflow("partners", "add", slug)
             assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
             assert f"partner {slug}: Superset partner user {slug}" in made.stderr, made.stderr
+            secrets_registry.register(made.stdout, "partner API key")
         analyst = server.ctl("analyst-user", ANALYST)
         assert analyst.returncode == 0, analyst.stdout[-3000:] + analyst.stderr[-3000:]
+        secrets_registry.register_files(
+            var / "superset", "secret_key", "*/*.password", kind="Superset secret"
+        )
         server.login()
     except BaseException:
         server.ctl("stop")
@@ -516,6 +522,8 @@ def test_partners_revoke_disables_the_superset_user_and_add_brings_it_back(
     added = superset.urbanflow("partners", "add", slug)
     assert added.returncode == 0, added.stderr[-2000:]
     password = superset.partner_password_file(slug).read_text().strip()
+    secrets_registry.register(added.stdout, "partner API key")
+    secrets_registry.register(password, "Superset partner password")
     superset.as_user(slug, password)  # signs in
 
     revoked = superset.urbanflow("partners", "revoke", slug)
@@ -533,6 +541,10 @@ def test_partners_revoke_disables_the_superset_user_and_add_brings_it_back(
 
     again = superset.urbanflow("partners", "add", slug)  # a revoked partner may be re-keyed
     assert again.returncode == 0, again.stderr[-2000:]
+    secrets_registry.register(again.stdout, "partner API key")
+    secrets_registry.register(
+        superset.partner_password_file(slug).read_text(), "Superset partner password"
+    )
     superset.as_user(slug, superset.partner_password_file(slug).read_text().strip())
     filters = superset.get("/api/v1/rowlevelsecurity/", page_size=100)["result"]
     assert f"partner {slug}: own rows" in {f["name"] for f in filters}
