@@ -80,16 +80,24 @@ def partners_add(
 
 
 def _superset_user(settings: ApiSettings, slug: str) -> bool:
-    made = superset.add_partner_user(settings.base, slug)
-    if made.ok:
-        console.print(f"partner {slug}: Superset {made.detail}", highlight=False)
+    return _report_superset(slug, superset.add_partner_user(settings.base, slug), "created")
+
+
+def _disable_superset_user(settings: ApiSettings, slug: str) -> bool:
+    return _report_superset(slug, superset.disable_partner_user(settings.base, slug), "disabled")
+
+
+def _report_superset(slug: str, outcome: superset.SupersetStep, verb: str) -> bool:
+    """One line on what Superset did for the partner, or how to catch up when it could not."""
+    if outcome.ok:
+        console.print(f"partner {slug}: Superset {outcome.detail}", highlight=False)
     else:
         console.print(
-            f"partner {slug}: Superset user not created ({made.detail}); "
+            f"partner {slug}: Superset user not {verb} ({outcome.detail}); "
             f"run `{superset.LATER_COMMAND}` once Superset is set up",
             highlight=False,
         )
-    return made.ok
+    return outcome.ok
 
 
 @partners_app.command("list")
@@ -114,19 +122,6 @@ def partners_revoke(slug: str) -> None:
     partner = PartnerStore(settings.partners_db).revoke(slug)
     out.print(f"partner {partner.slug}: key {partner.key_id}… revoked at {partner.revoked_at}")
     _disable_superset_user(settings, partner.slug)
-
-
-def _disable_superset_user(settings: ApiSettings, slug: str) -> bool:
-    disabled = superset.disable_partner_user(settings.base, slug)
-    if disabled.ok:
-        console.print(f"partner {slug}: Superset {disabled.detail}", highlight=False)
-    else:
-        console.print(
-            f"partner {slug}: Superset user not disabled ({disabled.detail}); "
-            f"run `{superset.LATER_COMMAND}` once Superset is set up",
-            highlight=False,
-        )
-    return disabled.ok
 
 
 @partners_app.command("superset-users")
