@@ -3,7 +3,8 @@
 A Delete data set sends deletion events (contract v2); after the next incremental `dbt build`
 the deleted observation is gone from staging (only its deletion marker stays), from
 int_indicators__observations and from the indicator marts, while the others are untouched.
-Re-publishing the value afterwards brings it back.
+Re-publishing the value afterwards brings it back, and a `--full-refresh` build then gives the
+same marts as the incremental builds did.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ V1, V2 = "org.urbanflow.stats.observation.v1", "org.urbanflow.stats.observation.
 #: world publishes KNBS series too), and each warehouse here loads the whole topic.
 AGENCY = f"KNBST{uuid.uuid4().hex[:6].upper()}"
 SOURCE_URN = f"urn:nso:{AGENCY.lower()}"
-#: Years no sample feed publishes (they start in 2018): the marts' keys carry no publisher.
+#: Years no sample feed publishes (they start in 2018): int_indicators__observations keys SDMX
+#: rows by series key and period, without the publisher.
 FIRST_YEAR = 2013
 
 
@@ -165,3 +167,56 @@ def test_a_delete_data_set_removes_the_observation_from_the_indicator_marts(
     # re-published, the observation is back in the marts too
     assert _pipeline(settings, topics, upserts) == 1
     assert [_city_periods(settings, mart, mine) for mart in marts] == [_everything(year)] * 2
+
+
+#: Mart and intermediate columns a rebuild must reproduce (all but when a row was staged).
+_MART_ROW = (
+    "city_indicator_key, city_code, period, series_code, sex, age_group, value, obs_status, "
+    "source_urn, loaded_at"
+)
+_INT_ROW = "series_key, time_period, value, event_id, revision_count, ingested_at"
+
+
+def _built(settings: Settings, year: int) -> tuple[list[tuple], list[tuple]]:
+    """This publisher's rows of `year` and `year + 1` in fct_city_indicator and
+    int_indicators__observations."""
+    mine = f"source_urn = '{SOURCE_URN}' and period_year between {year} and {year + 1}"
+    return (
+        _rows(
+            settings,
+            f"select {_MART_ROW} from marts.fct_city_indicator where {mine} order by 2, 3",
+        ),
+        _rows(
+            settings,
+            f"select {_INT_ROW} from intermediate.int_indicators__observations where {mine} "
+            "order by 1, 2",
+        ),
+    )
+
+
+def test_a_replace_after_a_delete_gives_the_same_marts_incrementally_and_on_a_full_refresh(
+    settings, topics, tmp_path
+):
+    """Upsert, Delete, then a Replace identical to the upsert: the re-published observation is a
+    new event (not a copy of the first upsert), so a full refresh keeps it as the incremental
+    builds did."""
+    year = 2009  # not the other tests' periods
+    _load_then_delete_nairobi_first_year(settings, topics, tmp_path, year)
+    replace = tmp_path / "knbs_replace.json"
+    replace.write_text(json.dumps(_message("Replace", year=year)), encoding="utf-8")
+    assert _pipeline(settings, topics, replace) == 1
+    incremental_mart, incremental_int = _built(settings, year)
+
+    run_dbt(settings, ["build", "--full-refresh"], capture=True)
+
+    assert {(row[1], row[2]) for row in incremental_mart} == _everything(year)
+    assert [row[6] for row in incremental_mart if row[1:3] == ("KENBO", str(year))] == [54.5]
+    assert _built(settings, year) == (incremental_mart, incremental_int)
+    # staging rebuilt from raw: Nairobi's first year had three events (upsert, delete, replace);
+    # the upsert is superseded, the deletion marker and the replace stay
+    assert _rows(
+        settings,
+        "select count(*) filter (not is_deletion), count(*) filter (is_deletion) "
+        f"from staging.stg_sdmx__observations where source_urn = '{SOURCE_URN}' "
+        f"and time_period in ('{year}', '{year + 1}')",
+    ) == [(4, 1)]

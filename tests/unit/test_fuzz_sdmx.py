@@ -37,8 +37,11 @@ JSON_SPECIMENS = [
 XML_SPECIMENS = [
     "ecb_exr_ml21_generic_ts.xml",
     "ecb_exr_ml21_ss_ts.xml",
+    "ml30_two_measures_ss.xml",  # measures read with lxml beside sdmx1
     "rest/unicef_global_dataflow.xml",
 ]
+#: The DSDs the structure-specific specimens need.
+DSD_SPECIMENS = ["ecb_exr_ml21_structure.xml", "ml30_two_measures_structure.xml"]
 CSV_SPECIMENS = ["csv_v1.csv", "csv_v2.csv", "csv_v2_labels.csv"]
 
 HUGE = ["1e999", "-1e999", "9" * 400, "NaN", "Infinity", "1" * 5000, "-0", "0x1F"]
@@ -180,7 +183,11 @@ def _fuzz(kind: str, specimens: list[str], hint_suffix: str, structures: dict) -
 def test_thousands_of_mutated_messages_are_loaded_or_refused_naming_input_and_problem(
     kind: str, specimens: list[str], suffix: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    structures = read_structures((FIXTURES / "ecb_exr_ml21_structure.xml").read_bytes(), "dsd")
+    structures = {
+        key: artefact
+        for name in DSD_SPECIMENS
+        for key, artefact in read_structures((FIXTURES / name).read_bytes(), name).items()
+    }
     started = time.monotonic()
 
     outcomes = _fuzz(kind, specimens, suffix, structures)

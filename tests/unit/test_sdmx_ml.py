@@ -14,9 +14,12 @@ from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
+from lxml import etree
 
 from connectors.errors import SourceFormatError
-from connectors.sources.sdmx import read_feeds, read_payload
+from connectors.events import make_event
+from connectors.sdk import Record
+from connectors.sources.sdmx import OBSERVATION_V2, SOURCE, SdmxConfig, read_feeds, read_payload
 from connectors.sources.sdmx.ml import data_set_actions, parse_sdmx_ml, read_structures
 
 REPO = Path(__file__).resolve().parents[2]
@@ -186,3 +189,47 @@ def test_unreadable_xml_is_refused_with_one_line_naming_the_input(
 def test_a_structure_message_given_as_data_is_refused() -> None:
     with pytest.raises(SourceFormatError, match="not an SDMX data message"):
         parse_sdmx_ml(DSD_21.read_bytes(), "dsd.xml")
+
+
+SS_30_TWO_MEASURES = FIXTURES / "ml30_two_measures_ss.xml"
+DSD_30_TWO_MEASURES = FIXTURES / "ml30_two_measures_structure.xml"
+_SDMX30_STRUCTURE = "{http://www.sdmx.org/resources/sdmxml/schemas/v3_0/structure}"
+
+
+def _measures_in_xml(data: Path, dsd: Path) -> dict[tuple[str, str, str], dict[str, float]]:
+    """(city, sex, period) -> measures of each Obs, read with lxml alone: the Measure ids the
+    DSD declares, then each Obs attribute so named (SDMX-ML 3.0 structure-specific data)."""
+    measure_ids = [m.get("id") for m in etree.parse(dsd).iter(f"{_SDMX30_STRUCTURE}Measure")]
+    found = {}
+    for obs in etree.parse(data).iter("Obs"):
+        series = obs.getparent()
+        key = (series.get("CITY"), series.get("SEX"), obs.get("TIME_PERIOD"))
+        found[key] = {m: float(obs.get(m)) for m in measure_ids if obs.get(m) is not None}
+    return found
+
+
+def test_structure_specific_30_with_two_measures_sends_both_in_v2_events() -> None:
+    """sdmx1 2.28 alone refuses this message (KeyError on the second measure)."""
+    expected = _measures_in_xml(SS_30_TWO_MEASURES, DSD_30_TWO_MEASURES)
+    config = SdmxConfig(inputs=[str(DSD_30_TWO_MEASURES), str(SS_30_TWO_MEASURES)])
+    records = [item for item in SOURCE.read(config, {}) if isinstance(item, Record)]
+
+    sent = {
+        (r.data["dimensions"]["CITY"], r.data["dimensions"]["SEX"], r.data["time_period"]): r
+        for r in records
+    }
+    assert len(records) == len(sent) == len(expected) == _count_obs(SS_30_TWO_MEASURES) == 5
+    assert {k: r.data["measures"] for k, r in sent.items()} == expected
+    assert sum(len(m) for m in expected.values()) == 9  # one observation omits SLUM_POP
+    assert {r.stream.event_type for r in records} == {OBSERVATION_V2}
+    for r in records:  # each a valid v2 event (make_event validates against the contract)
+        make_event(OBSERVATION_V2, r.source, r.data, event_id=r.event_id)
+    assert all(r.data["value"] == r.data["measures"]["OBS_VALUE"] for r in records)
+    assert sent[("KENBO", "_T", "2020")].data["measures"] == {
+        "OBS_VALUE": 55.2,
+        "SLUM_POP": 2530500.0,
+    }
+    assert sent[("KENBO", "_T", "2020")].data["attributes"] == {
+        "UNIT_MEASURE": "PT",
+        "OBS_STATUS": "A",
+    }

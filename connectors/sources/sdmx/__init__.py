@@ -3,7 +3,8 @@
 Formats: SDMX-ML 2.1 and 3.0 (generic and structure-specific) through sdmx1 (`ml.py`); SDMX-JSON
 1.0/2.x and SDMX-CSV 1.0/2.0 through our readers (`helpers.py`, kept where sdmx1 has gaps, see
 its docstring). `agency=UNICEF flow=...` builds the REST query from sdmx1's list of agencies and
-asks only for what changed since the last pull (`updatedAfter`).
+asks only for what changed since the last pull (`updatedAfter`). Structure-specific data from a
+REST service without its DSD among the inputs gets it from the same service (`StructureCache`).
 
 `SOURCE` parses every input first (a malformed one refuses the whole run, with one line naming the
 input and the problem, before anything is sent), then yields one event per new, revised or deleted
@@ -19,26 +20,39 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import msgspec
 
 from connectors.errors import ConfigError, SourceFormatError
+from connectors.events import stable_event_id
 from connectors.sdk import Checkpoint, Record, Refused, Source
+from connectors.settings import Settings
 from connectors.sources.common import expand_paths, input_problems, split_inputs
 from connectors.sources.observations import (
     Observation,
-    incremental_observations,
+    observation_key,
+    observation_records,
     observation_stream,
 )
 from connectors.sources.sdmx.helpers import parse_sdmx_csv, parse_sdmx_json
-from connectors.sources.sdmx.ml import Structures, parse_sdmx_ml, read_structures
+from connectors.sources.sdmx.ml import (
+    Resolver,
+    Structures,
+    Wanted,
+    parse_sdmx_ml,
+    read_structures,
+)
 from connectors.sources.sdmx.settings import (
     ACCEPT_HEADERS,
     REST_ACCEPT,
+    STRUCTURE_ACCEPT,
     agency_data_url,
     detect_format,
     known_agencies,
+    service_root,
+    structure_url,
 )
 
 SOURCE_NAME = "sdmx"
@@ -73,6 +87,8 @@ class SdmxConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: ask the agency only for observations changed since the last pull (SDMX REST updatedAfter)
     incremental: bool = True
     timeout_s: float = 60.0
+    #: where DSDs fetched for structure-specific data are kept ($UF_STATE_DIR/sdmx/structures)
+    structures_dir: str | None = None
 
 
 def _config_problems(config: SdmxConfig) -> list[str]:
@@ -109,15 +125,50 @@ def _fetch(
         raise SourceFormatError(url, f"could not fetch: {exc}") from None
 
 
+@dataclasses.dataclass(frozen=True)
+class StructureCache:
+    """Dataflows and DSDs fetched for structure-specific data, from the REST service the data came
+    from (queries built by sdmx1), kept as the service answered under `directory`: later runs, and
+    changes-only pulls, read them without asking again. An answer that is no structure message is
+    refused, naming its URL, and not kept."""
+
+    directory: Path
+    timeout_s: float = 60.0
+
+    def resolver(self, data_url: str) -> Resolver | None:
+        """What fetches the structures a message from `data_url` names; None for a file."""
+        service = service_root(data_url)
+        return None if service is None else partial(self.structures, service)
+
+    def structures(self, service: str, wanted: Wanted) -> Structures:
+        kind, reference = wanted
+        path = self.directory / (re.sub(r"[^A-Za-z0-9_.@-]+", "_", f"{kind}-{reference}") + ".xml")
+        if path.is_file():
+            return read_structures(path.read_bytes(), str(path))
+        url = structure_url(service, kind, reference)
+        log.info("%s: fetching %s %s from %s", SOURCE_NAME, kind, reference, url)
+        body, _ = _fetch(url, STRUCTURE_ACCEPT, self.timeout_s, none_is_empty=False) or (b"", "")
+        found = read_structures(body, url)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        partial_path = path.with_suffix(".part")
+        partial_path.write_bytes(body)
+        partial_path.replace(path)  # whole or absent, should the run stop here
+        return found
+
+
 def read_payload(
-    payload: bytes, origin: str, hint: str, structures: Structures
+    payload: bytes,
+    origin: str,
+    hint: str,
+    structures: Structures,
+    resolve: Resolver | None = None,
 ) -> list[Observation]:
     """One message to observations, whatever its format; anything unreadable becomes one
     SourceFormatError naming `origin`, never another exception (tests/unit/test_fuzz_sdmx.py)."""
     try:
         kind = detect_format(hint, payload[:256])
         if kind == "xml":
-            return parse_sdmx_ml(payload, origin, structures)
+            return parse_sdmx_ml(payload, origin, structures, resolve)
         if kind == "json":
             return parse_sdmx_json(payload, origin)
         try:
@@ -144,10 +195,14 @@ def _is_structure(payload: bytes) -> bool:
 
 
 def read_feeds(
-    paths: Iterable[Path] = (), urls: Iterable[str] = (), timeout_s: float = 60.0
+    paths: Iterable[Path] = (),
+    urls: Iterable[str] = (),
+    timeout_s: float = 60.0,
+    cache: StructureCache | None = None,
 ) -> list[Observation]:
     """Parse every input completely; raises on the first malformed one, before anything is sent.
-    Structure messages among the inputs give the DSDs structure-specific data needs."""
+    Structure messages among the inputs give the DSDs structure-specific data needs; data from a
+    URL without them gets them through `cache`."""
     messages: list[tuple[bytes, str, str]] = []
     for path in expand_paths(paths, FEED_SUFFIXES):
         try:
@@ -157,10 +212,12 @@ def read_feeds(
     for url in urls:
         body, content_type = _fetch(url, ACCEPT, timeout_s, none_is_empty=False) or (b"", "")
         messages.append((body, url, content_type or url))
-    return _parse_all(messages)
+    return _parse_all(messages, cache)
 
 
-def _parse_all(messages: list[tuple[bytes, str, str]]) -> list[Observation]:
+def _parse_all(
+    messages: list[tuple[bytes, str, str]], cache: StructureCache | None = None
+) -> list[Observation]:
     structures: Structures = {}
     data = []
     for payload, origin, hint in messages:
@@ -170,7 +227,8 @@ def _parse_all(messages: list[tuple[bytes, str, str]]) -> list[Observation]:
             data.append((payload, origin, hint))
     observations: list[Observation] = []
     for payload, origin, hint in data:
-        observations.extend(read_payload(payload, origin, hint, structures))
+        resolve = cache.resolver(origin) if cache is not None else None
+        observations.extend(read_payload(payload, origin, hint, structures, resolve))
     return observations
 
 
@@ -179,13 +237,34 @@ def source_urn(observation: Observation) -> str:
     return "urn:nso:" + observation.dataflow.split(":", 1)[0].lower()
 
 
-def _versioned(
-    items: Iterable[Record | Refused | Checkpoint],
-) -> Iterator[Record | Refused | Checkpoint]:
-    for item in items:
-        if isinstance(item, Record) and _V2_ONLY & item.data.keys():
-            item = dataclasses.replace(item, stream=OBSERVATIONS_V2)
-        yield item
+def published_records(
+    observations: Iterable[Observation], state: dict
+) -> Iterator[Record | Checkpoint]:
+    """New, revised and deleted observations as records, then the checkpoint of what was sent.
+
+    Event ids hash the content, and staging keeps the first copy of each id: so an observation
+    published again with content it had before (upsert, Delete, the same upsert again; or a value
+    revised and revised back) would be dropped as a copy by a full refresh. Each event after an
+    observation's first therefore hashes its publication number too: a re-publication is a new
+    event, while a re-run from the same state (a crash before the checkpoint was saved) sends the
+    same ids, which stay duplicates. Counts are kept (`state["published"]`) only for observations
+    sent more than once; once sent is implied by `state["sent"]`.
+    """
+    sent: dict[str, str] = dict(state.get("sent", {}))
+    published: dict[str, int] = dict(state.get("published", {}))
+    for observation in observations:
+        key = observation_key(observation)
+        times = published.get(key, 1 if key in sent else 0)
+        for record in observation_records(OBSERVATIONS, (observation,), sent, source_urn):
+            if times:
+                record = dataclasses.replace(
+                    record, event_id=stable_event_id(record.event_id, times)
+                )
+                published[key] = times + 1
+            if _V2_ONLY & record.data.keys():
+                record = dataclasses.replace(record, stream=OBSERVATIONS_V2)
+            yield record
+    yield Checkpoint({"sent": sent, **({"published": published} if published else {})})
 
 
 class SdmxSource(Source):
@@ -208,7 +287,13 @@ class SdmxSource(Source):
         if problems := _config_problems(config):
             raise ConfigError(f"source {SOURCE_NAME!r}: " + "; ".join(problems))
         paths, urls = split_inputs(config.inputs)
-        observations = read_feeds(paths, urls, config.timeout_s)
+        cache = StructureCache(
+            Path(config.structures_dir)
+            if config.structures_dir
+            else Settings.from_env().state_dir / SOURCE_NAME / "structures",
+            config.timeout_s,
+        )
+        observations = read_feeds(paths, urls, config.timeout_s, cache)
         pulled: dict[str, str] = dict(state.get("pulled", {}))
         if config.agency is not None and config.flow is not None:
             started = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -218,11 +303,9 @@ class SdmxSource(Source):
             log.info("%s: %s%s", SOURCE_NAME, url, " (changes only)" if since else "")
             answer = _fetch(url, REST_ACCEPT, config.timeout_s, none_is_empty=since is not None)
             if answer is not None:  # whatever format the agency chose, by its media type
-                observations += _parse_all([(answer[0], url, answer[1] or "download")])
+                observations += _parse_all([(answer[0], url, answer[1] or "download")], cache)
             pulled[pull] = started
-        for item in _versioned(
-            incremental_observations(OBSERVATIONS, observations, state, source_urn)
-        ):
+        for item in published_records(observations, state):
             if isinstance(item, Checkpoint):
                 item = Checkpoint({**item.state, **({"pulled": pulled} if pulled else {})})
             yield item

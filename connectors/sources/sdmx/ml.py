@@ -12,7 +12,14 @@ gap).
 A structure-specific message names its components only by the data structure definition (DSD):
 without it sdmx1 guesses, and series attributes come back as dimensions. So such a message is read
 with the DSD of a structure message given among the inputs (or fetched beside a REST URL), and
-refused, naming the DSD, when there is none.
+refused, naming the DSD, when there is none. A message fetched from a REST service can instead be
+given a `resolve` callable that fetches the dataflow or DSD it names (the source does so from the
+same service and caches the answer).
+
+SDMX 3.0 lets a DSD declare several measures, and structure-specific data then carries each as an
+attribute of `Obs`; sdmx1 2.28 reads only the first and refuses the message on the second
+(`KeyError`). `split_measures` takes every measure out with lxml, keyed by data set and full
+observation key, and hands sdmx1 the message with the first measure only.
 """
 
 from __future__ import annotations
@@ -21,8 +28,8 @@ import contextlib
 import io
 import logging
 import math
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal
 
 import sdmx
 import sdmx.reader.xml.v21
@@ -32,7 +39,12 @@ from sdmx.model import common
 
 from connectors.errors import SourceFormatError
 from connectors.sources.observations import DATAFLOW_RE, AttributeValue, Observation
-from connectors.sources.sdmx.helpers import TIME_DIMENSION, is_time_period, to_value
+from connectors.sources.sdmx.helpers import (
+    PRIMARY_MEASURE,
+    TIME_DIMENSION,
+    is_time_period,
+    to_value,
+)
 
 # sdmx1 2.28 imports its SDMX-ML 3.0 reader lazily, and that import fails once a 2.1
 # structure-specific message has registered its own namespace ("ValueError: urn:sdmx:..."): every
@@ -42,6 +54,11 @@ from connectors.sources.sdmx.helpers import TIME_DIMENSION, is_time_period, to_v
 log = logging.getLogger(__name__)
 
 Structures = dict[str, Any]  # DSD or dataflow id (and AGENCY:ID(VERSION)) -> sdmx1 object
+#: A structure a message names, to fetch: a dataflow (with its DSD) or a DSD, AGENCY:ID(VERSION)
+Wanted = tuple[Literal["dataflow", "datastructure"], str]
+Resolver = Callable[[Wanted], Structures]
+#: (data set index, every dimension's code in DSD order) -> that observation's measures by id
+MeasuresByKey = dict[tuple[int, tuple[str | None, ...]], dict[str, AttributeValue]]
 
 
 def _text(value: object) -> str | None:
@@ -154,13 +171,29 @@ def _dsd_for(message: Any, structures: Mapping[str, Any]) -> Any:
     return next(iter(dsds.values())) if len(dsds) == 1 else None
 
 
+def _wanted(message: Any) -> Wanted | None:
+    """The dataflow a structure-specific message names (SDMX 3.0 names only that), else its DSD."""
+    if reference := _reference(getattr(message, "dataflow", None)):
+        return "dataflow", reference
+    for data_set in message.data:
+        if reference := _reference(data_set.structured_by):
+            return "datastructure", reference
+    return None
+
+
 def parse_sdmx_ml(
-    payload: bytes, origin: str, structures: Mapping[str, Any] | None = None
+    payload: bytes,
+    origin: str,
+    structures: Mapping[str, Any] | None = None,
+    resolve: Resolver | None = None,
 ) -> list[Observation]:
     """Every observation of an SDMX-ML data message, with dimensions, attributes, annotations
-    and the data set's action; raises SourceFormatError naming `origin` otherwise."""
+    and the data set's action; raises SourceFormatError naming `origin` otherwise. A
+    structure-specific message whose DSD is not in `structures` asks `resolve` for it."""
     structures = structures or {}
+    measures: MeasuresByKey | None = None
     message = _read(payload, origin)
+    actions = data_set_actions(payload)
     if isinstance(message, sdmx.message.ErrorMessage):
         raise SourceFormatError(
             origin, f"the service answered an SDMX error: {_text(message.text)}"
@@ -169,6 +202,8 @@ def parse_sdmx_ml(
         raise SourceFormatError(origin, f"not an SDMX data message ({type(message).__name__})")
     if _is_structure_specific(message):
         dsd = _dsd_for(message, structures)
+        if dsd is None and resolve is not None and (wanted := _wanted(message)) is not None:
+            dsd = _dsd_for(message, {**structures, **resolve(wanted)})
         if dsd is None:
             wanted = next(
                 (
@@ -183,15 +218,22 @@ def parse_sdmx_ml(
                 f"structure-specific data needs its data structure definition {wanted}: "
                 "add the structure message (DSD) to the inputs",
             )
+        if len(dsd.measures) > 1:
+            payload, measures = split_measures(payload, dsd)
         message = _read(payload, origin, structure=dsd)
     try:
-        return list(_observations(message, origin, data_set_actions(payload)))
+        return list(_observations(message, origin, actions, measures))
     except SourceFormatError:
         raise
     except Exception as exc:  # a model sdmx1 built but we cannot map: name it, no traceback
         raise SourceFormatError(
             origin, f"unreadable data set: {type(exc).__name__}: {exc}"
         ) from None
+
+
+def _local(element: Any) -> str:
+    """An element's name without its namespace ("" for comments and processing instructions)."""
+    return etree.QName(element).localname if isinstance(element.tag, str) else ""
 
 
 def data_set_actions(payload: bytes) -> list[str]:
@@ -201,7 +243,7 @@ def data_set_actions(payload: bytes) -> list[str]:
         io.BytesIO(payload), events=("start", "end"), resolve_entities=False, no_network=True
     )
     for event, element in events:
-        name = etree.QName(element).localname if isinstance(element.tag, str) else ""
+        name = _local(element)
         if event == "end" and name == "DataSetAction":
             default = "delete" if (element.text or "").strip().lower() == "delete" else default
         elif event == "start" and name == "DataSet":
@@ -210,6 +252,38 @@ def data_set_actions(payload: bytes) -> list[str]:
         if event == "end" and name not in ("DataSetAction", "Header", "Structure"):
             element.clear()
     return actions
+
+
+def split_measures(payload: bytes, dsd: Any) -> tuple[bytes, MeasuresByKey]:
+    """Every measure of each `Obs` of a structure-specific message, and the message with only the
+    DSD's first measure left (what sdmx1 2.28 can read). Numeric values become numbers, as in
+    SDMX-JSON; a measure an observation omits is absent from its measures."""
+    root = etree.fromstring(payload, etree.XMLParser(resolve_entities=False, no_network=True))
+    dimension_ids = [dimension.id for dimension in dsd.dimensions]
+    measure_ids = [measure.id for measure in dsd.measures]
+    found: MeasuresByKey = {}
+    data_sets = (element for element in root.iter() if _local(element) == "DataSet")
+    for index, data_set in enumerate(data_sets):
+        for obs in (element for element in data_set.iter() if _local(element) == "Obs"):
+            parent = obs.getparent()
+            codes = {**(parent.attrib if _local(parent) == "Series" else {}), **obs.attrib}
+            key = tuple(codes.get(dimension_id) for dimension_id in dimension_ids)
+            found[(index, key)] = {
+                measure_id: _measure_value(obs.attrib[measure_id])
+                for measure_id in measure_ids
+                if measure_id in obs.attrib
+            }
+            for measure_id in measure_ids[1:]:
+                obs.attrib.pop(measure_id, None)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8"), found
+
+
+def _measure_value(raw: str) -> AttributeValue:
+    """A number when the text is one (NaN and empty: missing), else the text (a coded measure)."""
+    try:
+        return to_value(raw)
+    except ValueError:
+        return raw
 
 
 def _dataflow(message: Any, data_set: Any, origin: str) -> str:
@@ -224,7 +298,9 @@ def _dataflow(message: Any, data_set: Any, origin: str) -> str:
     raise SourceFormatError(origin, "no dataflow reference AGENCY:ID(VERSION) in the message")
 
 
-def _observations(message: Any, origin: str, actions: list[str]) -> Iterable[Observation]:
+def _observations(
+    message: Any, origin: str, actions: list[str], measures: MeasuresByKey | None = None
+) -> Iterable[Observation]:
     for index, data_set in enumerate(message.data):
         dataflow = _dataflow(message, data_set, origin)
         deleting = data_set.action == common.ActionType.delete
@@ -232,6 +308,9 @@ def _observations(message: Any, origin: str, actions: list[str]) -> Iterable[Obs
         dataset_attributes = {
             k: _attribute(v) for k, v in (getattr(data_set, "attrib", None) or {}).items()
         }
+        structure = data_set.structured_by
+        dimension_ids = [d.id for d in structure.dimensions] if measures is not None else []
+        measure_ids = {m.id for m in structure.measures} if measures is not None else set()
         for obs in data_set.obs:
             where = f"data set {index + 1}, observation {obs.key}"
             key = obs.key
@@ -257,14 +336,24 @@ def _observations(message: Any, origin: str, actions: list[str]) -> Iterable[Obs
             if obs.series_key is not None:
                 attributes.update({k: _attribute(v) for k, v in obs.series_key.attrib.items()})
             attributes.update({k: _attribute(v) for k, v in obs.attrib.items()})
+            raw_value, observation_measures = obs.value, {}
+            if measures is not None:  # several measures: value is OBS_VALUE, else the first
+                codes = tuple(
+                    _text(key.values[d].value) if d in key.values else None for d in dimension_ids
+                )
+                if (index, codes) not in measures:  # lxml and sdmx1 disagree on the key
+                    raise SourceFormatError(origin, f"{where}: cannot tell its measures apart")
+                observation_measures = measures[(index, codes)]
+                if PRIMARY_MEASURE in measure_ids:
+                    raw_value = observation_measures.get(PRIMARY_MEASURE)
             try:
-                value = to_value(_attribute(obs.value) if obs.value is not None else None)
+                value = to_value(_attribute(raw_value) if raw_value is not None else None)
             except ValueError:
                 if action == "delete":
                     value = None
                 else:
                     raise SourceFormatError(
-                        origin, f"{where}: value {obs.value!r} is not a number"
+                        origin, f"{where}: value {raw_value!r} is not a number"
                     ) from None
             yield Observation(
                 dataflow=dataflow,
@@ -276,5 +365,6 @@ def _observations(message: Any, origin: str, actions: list[str]) -> Iterable[Obs
                 value=value,
                 line=None,
                 annotations=_annotations(data_set, obs.series_key, obs),
+                measures=observation_measures,
                 action=action,
             )

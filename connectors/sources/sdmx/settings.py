@@ -21,6 +21,13 @@ ACCEPT_HEADERS: dict[SdmxFormat, str] = {
 #: serves and which, unlike structure-specific data, needs no DSD to read.
 REST_ACCEPT = "application/vnd.sdmx.genericdata+xml;version=2.1, application/xml;q=0.5"
 
+#: What we ask for a DSD or dataflow a structure-specific message needs (SDMX-ML structure 2.1 or
+#: 3.0, which sdmx1 both reads).
+STRUCTURE_ACCEPT = (
+    "application/vnd.sdmx.structure+xml;version=2.1, "
+    "application/vnd.sdmx.structure+xml;version=3.0.0;q=0.9, application/xml;q=0.5"
+)
+
 #: Media types (without parameters) whose body each parser accepts.
 JSON_MEDIA_TYPES = frozenset({"application/vnd.sdmx.data+json", "application/json", "text/json"})
 CSV_MEDIA_TYPES = frozenset({"application/vnd.sdmx.data+csv", "text/csv", "application/csv"})
@@ -67,4 +74,27 @@ def agency_data_url(agency: str, flow: str, key: str = "", updated_after: str | 
 
     params = {"updatedAfter": updated_after} if updated_after else {}
     request = sdmx.Client(agency).get("data", flow, key=key or None, params=params, dry_run=True)
+    return str(request.url)
+
+
+def service_root(data_url: str) -> str | None:
+    """The SDMX REST service a data query went to: everything before its `/data/` resource."""
+    root, found, _ = data_url.partition("/data/")
+    return root if found and root.startswith(("http://", "https://")) else None
+
+
+def structure_url(service: str, kind: Literal["dataflow", "datastructure"], reference: str) -> str:
+    """The REST query for a dataflow (with its DSD: `references=datastructure`) or a DSD, given
+    as AGENCY:ID(VERSION), at `service`; built by sdmx1 (no request is sent)."""
+    import sdmx
+    from sdmx.source import Source
+
+    agency, _, rest = reference.partition(":")
+    identifier, _, version = rest.rstrip(")").partition("(")
+    client = sdmx.Client()
+    client.source = Source(id="UF_SERVICE", url=service, name=service)
+    params = {"references": "datastructure"} if kind == "dataflow" else {}
+    request = client.get(
+        kind, identifier, agency_id=agency, version=version, params=params, dry_run=True
+    )
     return str(request.url)
