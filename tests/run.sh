@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # `make test` body: start a throwaway Kafka broker for the test run, run every suite, stop it.
 # A developer can run the fast suites alone with `make test-fast` (no broker needed).
+#
+# With arguments, one pytest gets them (`bash tests/run.sh tests/unit -q`). Without, the suites
+# run as two pytest sessions side by side on the one broker, so a 2-core machine is kept busy
+# while either waits on its servers: the Superset server and browser suites, the unit and config
+# tests in one; every other suite in the other. Each session ends with its own secret scan
+# (tests/reliability/test_secret_scan.py) over the secrets it created and every log of the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,4 +21,27 @@ stop_broker() { infra/kafka/kafkactl stop >/dev/null || true; }
 trap stop_broker EXIT
 infra/kafka/kafkactl start
 
-.venv/bin/pytest "$@"
+if [[ $# -gt 0 ]]; then
+  .venv/bin/pytest "$@"
+  exit
+fi
+
+SECOND=(tests/integration/test_superset.py tests/integration/test_superset_browser.py tests/unit
+  tests/config)
+SCAN=tests/reliability/test_secret_scan.py
+second_log="$UF_VAR_DIR/pytest-second-session.log"
+ignores=()
+for path in "${SECOND[@]}"; do ignores+=("--ignore=$path"); done
+
+started=$SECONDS
+.venv/bin/pytest -p no:cacheprovider "${SECOND[@]}" "$SCAN" > "$second_log" 2>&1 &
+second=$!
+first_status=0
+.venv/bin/pytest -p no:cacheprovider tests "${ignores[@]}" || first_status=$?
+second_status=0
+wait "$second" || second_status=$?
+echo
+echo "==================== second session: ${SECOND[*]} ===================="
+cat "$second_log"
+echo "both sessions finished in $((SECONDS - started)) s (first exit $first_status, second exit $second_status)"
+[[ $first_status -eq 0 && $second_status -eq 0 ]]
