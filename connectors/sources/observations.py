@@ -99,28 +99,43 @@ def observation_records(
     observations: Iterable[Observation],
     sent_ids: dict[str, str],
     source_urn: Callable[[Observation], str],
+    published: dict[str, int],
 ) -> Iterator[Record]:
-    """Records for observations that are new or revised since `sent_ids` (updated in place).
+    """Records for observations that are new or revised since `sent_ids` (updated in place, as is
+    `published`); the caller checkpoints both after.
 
-    The event id hashes the content, so an unchanged observation keeps its id and is skipped,
-    and a revised one gets a new id and is re-sent; the caller checkpoints `sent_ids` after.
+    The content hash says whether an observation changed: an unchanged one is skipped, a revised
+    one is re-sent. Staging keeps the first copy of each event id, so an observation published
+    again with content it had before (a value revised and revised back; upsert, Delete, the same
+    upsert again) would be dropped as a copy by a full refresh: each event after an observation's
+    first therefore hashes its publication number too, making a re-publication a new event while
+    a re-run from the same state (a crash before the checkpoint) sends the same ids, which stay
+    duplicates. `published` counts only observations sent more than once (once is `sent_ids`).
     """
     for observation in observations:
         data = observation.to_event_data()
         source = source_urn(observation)
-        event_id = stable_event_id(source, data)
+        content_id = stable_event_id(source, data)
         key = observation_key(observation)
-        if sent_ids.get(key) == event_id:
+        if sent_ids.get(key) == content_id:
             continue
-        sent_ids[key] = event_id
+        times = published.get(key, 1 if key in sent_ids else 0)
+        sent_ids[key] = content_id
+        if times:
+            published[key] = times + 1
         yield Record(
             stream=stream,
             key=observation.series_key,
             source=source,
-            event_id=event_id,
+            event_id=stable_event_id(content_id, times) if times else content_id,
             data=data,
             subject=observation.dimensions.get("CITY") or observation.dimensions.get("REF_AREA"),
         )
+
+
+def sent_checkpoint(sent_ids: dict[str, str], published: dict[str, int]) -> Checkpoint:
+    """What `observation_records` sent, as the source's state."""
+    return Checkpoint({"sent": sent_ids, **({"published": published} if published else {})})
 
 
 def incremental_observations(
@@ -131,12 +146,13 @@ def incremental_observations(
     refused: Iterable[Refused] = (),
 ) -> Iterator[Record | Refused | Checkpoint]:
     """A whole observation source's `read` after parsing: refusals to the dead-letter topic, new
-    or revised observations as records, then the checkpoint of what was sent (`state["sent"]`)."""
+    or revised observations as records, then the checkpoint of what was sent."""
     for item in refused:
         yield item.replace(stream=stream)
     sent_ids: dict[str, str] = dict(state.get("sent", {}))
-    yield from observation_records(stream, observations, sent_ids, source_urn)
-    yield Checkpoint({"sent": sent_ids})
+    published: dict[str, int] = dict(state.get("published", {}))
+    yield from observation_records(stream, observations, sent_ids, source_urn, published)
+    yield sent_checkpoint(sent_ids, published)
 
 
 # ------------------------------------------------------------------------------ paged APIs

@@ -26,15 +26,14 @@ from pathlib import Path
 import msgspec
 
 from connectors.errors import ConfigError, SourceFormatError
-from connectors.events import stable_event_id
 from connectors.sdk import Checkpoint, Record, Refused, Source
 from connectors.settings import Settings
 from connectors.sources.common import expand_paths, input_problems, split_inputs
 from connectors.sources.observations import (
     Observation,
-    observation_key,
     observation_records,
     observation_stream,
+    sent_checkpoint,
 )
 from connectors.sources.sdmx.helpers import parse_sdmx_csv, parse_sdmx_json
 from connectors.sources.sdmx.ml import (
@@ -240,31 +239,15 @@ def source_urn(observation: Observation) -> str:
 def published_records(
     observations: Iterable[Observation], state: dict
 ) -> Iterator[Record | Checkpoint]:
-    """New, revised and deleted observations as records, then the checkpoint of what was sent.
-
-    Event ids hash the content, and staging keeps the first copy of each id: so an observation
-    published again with content it had before (upsert, Delete, the same upsert again; or a value
-    revised and revised back) would be dropped as a copy by a full refresh. Each event after an
-    observation's first therefore hashes its publication number too: a re-publication is a new
-    event, while a re-run from the same state (a crash before the checkpoint was saved) sends the
-    same ids, which stay duplicates. Counts are kept (`state["published"]`) only for observations
-    sent more than once; once sent is implied by `state["sent"]`.
-    """
+    """New, revised and deleted observations as records (v2 where they need it), then the
+    checkpoint of what was sent (`observation_records` says how ids stay unique)."""
     sent: dict[str, str] = dict(state.get("sent", {}))
     published: dict[str, int] = dict(state.get("published", {}))
-    for observation in observations:
-        key = observation_key(observation)
-        times = published.get(key, 1 if key in sent else 0)
-        for record in observation_records(OBSERVATIONS, (observation,), sent, source_urn):
-            if times:
-                record = dataclasses.replace(
-                    record, event_id=stable_event_id(record.event_id, times)
-                )
-                published[key] = times + 1
-            if _V2_ONLY & record.data.keys():
-                record = dataclasses.replace(record, stream=OBSERVATIONS_V2)
-            yield record
-    yield Checkpoint({"sent": sent, **({"published": published} if published else {})})
+    for record in observation_records(OBSERVATIONS, observations, sent, source_urn, published):
+        if _V2_ONLY & record.data.keys():
+            record = dataclasses.replace(record, stream=OBSERVATIONS_V2)
+        yield record
+    yield sent_checkpoint(sent, published)
 
 
 class SdmxSource(Source):
