@@ -74,7 +74,6 @@ def run_gate(settings: Settings, *, publish: bool, console: Console | None = Non
         report.outcome, report.location = "published", paths["serving"]
     else:
         report.outcome, report.location = "checked", report.candidate_path
-    record_results(settings, report)
     if report.outcome == "blocked":
         report.location.parent.mkdir(parents=True, exist_ok=True)
         os.replace(report.candidate_path, report.location)
@@ -82,6 +81,8 @@ def run_gate(settings: Settings, *, publish: bool, console: Console | None = Non
         replace_atomically(report.candidate_path, paths["serving"])
     else:
         report.candidate_path.unlink()  # a check only audits; publish builds its own candidate
+    # recorded once done: a run killed before the rename must not count as a publish
+    record_results(settings, report)
     if console:
         console.print(results_table(report))
         console.print(f"data docs: {report.data_docs}")
