@@ -23,7 +23,7 @@ export UF_VAR_DIR ?= $(CURDIR)/var
 # sqlfluff sometimes warns about leaked semaphores on exit (sqlfluff#4080): harmless, silenced.
 SQLFLUFF    := cd dbt_project && PYTHONWARNINGS=ignore:resource_tracker:UserWarning ../$(VENV)/bin/sqlfluff lint models tests macros snapshots --processes 2 -q
 
-.PHONY: help install kafka-libs up down demo publish api test test-fast lint format bench bench-api bench-meters bench-dbt clean
+.PHONY: help install kafka-libs up down demo publish api test test-fast lint format bench bench-venv bench-api bench-meters bench-dbt clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -102,7 +102,18 @@ lint: $(VENV)/.installed ## ruff check + format check, sqlfluff on the dbt proje
 format: $(VENV)/.installed ## apply ruff formatting and fixes (venv only)
 	@$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
 
-bench: up ## sink throughput vs raw kafka-python consume rate
+# dlt's pins clash with Airflow's: the dlt peer of `make bench` gets its own venv, never the lock.
+BENCH_VENV := .venv-bench/.uf-dlt-1.31.0
+$(BENCH_VENV): $(UV)
+	@echo "==> creating .venv-bench (dlt 1.31.0 for the benchmark's dlt peer)"
+	@$(UV) venv -q --allow-existing --python $(PYTHON) .venv-bench
+	@$(UV) pip install -q --python .venv-bench/bin/python "dlt[duckdb,parquet]==1.31.0" \
+	  duckdb==2.0.1 pyarrow==26.0.1 kafka-python==3.0.12 crc32c==2.9.post0 orjson==3.13.0
+	@touch $@
+
+bench-venv: $(BENCH_VENV) ## the separate venv of the dlt benchmark peer (.venv-bench)
+
+bench: up $(BENCH_VENV) ## sink vs raw consume, dlt and per-row INSERT, + API and dbt: one table, bench/results.json
 	@$(VPY) bench/sink_throughput.py
 
 bench-api: up ## partner API throughput (50 clients x 100-event batches) vs the raw producer

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -173,6 +174,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--raw-events", type=int, default=100_000)
+    parser.add_argument("--json", type=Path, help="also write the figures here (make bench)")
     args = parser.parse_args()
 
     bootstrap = Settings.from_env().kafka_bootstrap
@@ -242,6 +244,17 @@ def main() -> None:
     )
     verdict = "met" if ratio >= 0.5 else "NOT met"
     print(f"API / raw producer       : {ratio:.0%}  (target >= 50%: {verdict})")
+    if args.json:
+        figures = {
+            "api_rate": round(api_rate),
+            "raw_rate": round(raw),
+            "ratio": round(ratio, 3),
+            "requests": len(latencies),
+            "refused": refused,
+            "p50_ms": round(percentile(latencies, 0.5) * 1000, 1),
+            "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
+        }
+        args.json.write_text(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -11,15 +11,14 @@ import time
 
 from kafka import KafkaConsumer, TopicPartition
 
-from connectors.sink.service import FETCH_SETTINGS
+from connectors.settings import Settings
 
 
 def main(bootstrap: str, topic: str, partitions: int) -> None:
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
-        max_poll_records=20_000,
-        **FETCH_SETTINGS,
+        **Settings.from_env().sink_fetch_settings,
     )
     started = time.monotonic()
     tps = [TopicPartition(topic, p) for p in range(partitions)]

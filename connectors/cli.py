@@ -25,7 +25,7 @@ from connectors.kafka.topics import apply_topics, load_topics
 from connectors.sdk import load_config, run_source
 from connectors.sdk.config import describe_config
 from connectors.sdk.state import StateStore
-from connectors.settings import Settings
+from connectors.settings import Settings, kafka_client_log_level
 from connectors.sink import Sink
 from connectors.sources.registry import all_sources, get_source
 from connectors.transform import WAREHOUSE_BUILD, refresh_warehouse, run_dbt
@@ -410,9 +410,9 @@ def main() -> None:
     """Entry point: actionable errors become one red line and exit code 1, not a traceback."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("connectors").setLevel(logging.INFO)
-    # kafka-python's event-loop timing notes ("Task ... ran for 0.28s") mean a busy machine, not a
-    # problem the user can act on
-    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
+    # kafka-python's retries and event-loop timing notes are not what the user acts on: our errors
+    # name the broker or topic and the fix
+    logging.getLogger("kafka").setLevel(kafka_client_log_level())
     try:
         app()
     except UrbanFlowError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +12,10 @@ from kafka.errors import KafkaError
 
 from connectors.errors import BrokerUnavailableError
 from connectors.kafka.topics import TopicSpec, admin_client
-from connectors.warehouse import connect
+from connectors.warehouse import connect, lock_holder, lock_path
+
+STATUS_LOCK_TIMEOUT_S = 60.0
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -80,7 +84,16 @@ def warehouse_counts(warehouse: Path) -> dict[str, int]:
     """Row counts per table and view: what landed and what dbt built, at a glance."""
     if not warehouse.exists():
         return {}
-    with connect(warehouse, read_only=True, timeout_s=60) as con:
+    holder = lock_holder(lock_path(warehouse))
+    if holder is not None:  # say at once why the counts take a while
+        log.warning(
+            "the warehouse lock %s is held by %s, a sink or dbt run: row counts wait for it "
+            "(up to %.0f s)",
+            lock_path(warehouse),
+            holder,
+            STATUS_LOCK_TIMEOUT_S,
+        )
+    with connect(warehouse, read_only=True, timeout_s=STATUS_LOCK_TIMEOUT_S) as con:
         tables = con.execute(
             "select table_schema, table_name from information_schema.tables "
             "where table_catalog = current_database() order by 1, 2"

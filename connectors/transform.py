@@ -13,9 +13,12 @@ import gc
 import hashlib
 import multiprocessing
 import os
+import select
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -79,8 +82,11 @@ _DBT_PROCESSES.set_forkserver_preload(
 )
 
 
-def _dbt_child(args: list[str], env: dict[str, str], cwd: str, log: str | None) -> None:
+def _dbt_child(
+    args: list[str], env: dict[str, str], cwd: str, log: str | None, lock_holder: int
+) -> None:
     """Body of the child process: `dbt <args>` in-process, exit 0 on success, 1 on failure."""
+    _die_with(lock_holder)
     os.environ.clear()
     os.environ.update(env)
     os.chdir(cwd)
@@ -91,6 +97,25 @@ def _dbt_child(args: list[str], env: dict[str, str], cwd: str, log: str | None) 
     success = _invoke_dbt(args)
     sys.stdout.flush()
     sys.exit(0 if success else 1)
+
+
+def _die_with(pid: int) -> None:
+    """End this process as soon as `pid`, which holds the warehouse lock for it, is gone. The
+    child descends from the forkserver, not from `pid`: killed alone (an OOM kill, a task
+    timeout), `pid` releases the lock while dbt would go on writing the warehouse, and the sink,
+    let in by the lock, would then fail on DuckDB's own file lock."""
+    try:
+        watched = os.pidfd_open(pid)
+    except ProcessLookupError:
+        os._exit(1)  # already gone: the lock is free, so dbt must not start
+    except (AttributeError, OSError):  # no pidfd (not Linux >= 5.3): nothing to watch with
+        return
+
+    def watch() -> None:
+        select.select([watched], [], [])
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="die-with-lock-holder", daemon=True).start()
 
 
 def _invoke_dbt(args: list[str]) -> bool:
@@ -141,7 +166,8 @@ def _run_dbt_locked(
     with tempfile.TemporaryDirectory(prefix="uf-dbt-") as tmp:
         log = str(Path(tmp) / "dbt.log") if capture else None
         child = _DBT_PROCESSES.Process(
-            target=_dbt_child, args=([*args, "--project-dir", project], env, project, log)
+            target=_dbt_child,
+            args=([*args, "--project-dir", project], env, project, log, os.getpid()),
         )
         with _main_not_reimported():
             child.start()

@@ -7,6 +7,10 @@ holds it as briefly as it can; Kafka buffers meanwhile.
 
 from __future__ import annotations
 
+import errno
+import logging
+import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,25 +21,111 @@ from filelock import FileLock, Timeout
 from connectors.errors import UrbanFlowError
 
 DEFAULT_LOCK_TIMEOUT_S = 600.0
+#: A commit takes the lock for well under a second: a wait this long means another sink or a dbt
+#: run holds it, and whoever waits says so (then every LOCK_REPORT_EVERY_S), naming the holder.
+LOCK_REPORT_AFTER_S = 5.0
+LOCK_REPORT_EVERY_S = 30.0
+_DISK_FULL = os.strerror(errno.ENOSPC)  # "No space left on device", as DuckDB quotes it
+
+log = logging.getLogger(__name__)
+
+
+class WarehouseDiskFullError(UrbanFlowError):
+    """The warehouse's volume is full: the write in progress was rolled back, nothing of it kept."""
 
 
 def lock_path(warehouse: Path) -> Path:
     return warehouse.with_name(warehouse.name + ".lock")
 
 
+def lock_holder(path: Path) -> str | None:
+    """`pid 123: urbanflow sink run` for the process holding the flock on `path`, from Linux's
+    /proc/locks; None when nobody holds it or the system cannot say."""
+    try:
+        stat = path.stat()
+        locks = Path("/proc/locks").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    wanted = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+    for line in locks.splitlines():
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 4242 fe:00:123 0 EOF"; waiters' lines have a "->" marker
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == wanted:
+            return f"pid {fields[4]}: {_command(fields[4])}"
+    return None
+
+
+def _command(pid: str) -> str:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "exited"
+    words = [os.path.basename(argv[0].decode(errors="replace"))]
+    words += [a.decode(errors="replace") for a in argv[1:4] if a]
+    return " ".join(" ".join(words).split())[:60]  # one line, however the arguments look
+
+
 @contextmanager
 def warehouse_lock(warehouse: Path, timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> Iterator[None]:
-    """The inter-process lock shared by the sink and dbt; released even if the holder is killed."""
+    """The inter-process lock shared by the sink and dbt; released even if the holder is killed.
+    A long wait is logged (a sink that seems stuck is waiting for dbt, and says so), and a full
+    disk under a write made while holding it becomes a WarehouseDiskFullError."""
     warehouse.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(lock_path(warehouse)))
+    path = lock_path(warehouse)
+    lock = FileLock(str(path))
+    started = time.monotonic()
+    report_at = started + LOCK_REPORT_AFTER_S
+    while True:
+        try:
+            lock.acquire(timeout=max(0.0, min(started + timeout_s, report_at) - time.monotonic()))
+            break
+        except Timeout:
+            waited = time.monotonic() - started
+            if waited >= timeout_s:
+                raise UrbanFlowError(
+                    f"waited {timeout_s:.0f} s for the warehouse lock {path}; another sink or dbt "
+                    f"run holds it ({lock_holder(path) or 'holder unknown'})"
+                ) from None
+            log.warning(
+                "waiting %.0f s for the warehouse lock %s: another sink or dbt run holds it (%s); "
+                "will wait up to %.0f s",
+                waited,
+                path,
+                lock_holder(path) or "holder unknown",
+                timeout_s,
+            )
+            report_at = time.monotonic() + LOCK_REPORT_EVERY_S
+    waited = time.monotonic() - started
+    if waited >= LOCK_REPORT_AFTER_S:
+        log.warning("got the warehouse lock %s after %.0f s", path, waited)
     try:
-        with lock.acquire(timeout=timeout_s):
-            yield
-    except Timeout:
-        raise UrbanFlowError(
-            f"waited {timeout_s:.0f} s for the warehouse lock {lock_path(warehouse)}; "
-            "another sink or dbt run holds it"
+        yield
+    except (duckdb.Error, OSError) as exc:
+        if not _disk_full(exc):
+            raise
+        # Every write to the warehouse happens under this lock: one place turns a full disk into
+        # one clear line. DuckDB keeps a transaction whole or not at all, so a run after space
+        # is freed carries on after the last commit.
+        raise WarehouseDiskFullError(
+            f"no space left on the warehouse's volume ({warehouse.parent}): the failing write "
+            "was rolled back whole; free space there and run again, it resumes after the last "
+            "commit"
         ) from None
+    finally:
+        lock.release()
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Did `exc`, or what it was raised while handling (a failed rollback after a failed commit),
+    come from a full disk?"""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if getattr(current, "errno", None) == errno.ENOSPC or _DISK_FULL in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 @contextmanager

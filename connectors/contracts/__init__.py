@@ -32,7 +32,8 @@ ENVELOPE_SCHEMA: dict[str, Any] = {
         "id": {"type": "string", "minLength": 1, "maxLength": 200},
         "source": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": "^urn:"},
         "type": {"type": "string", "minLength": 1},
-        "time": {"type": "string", "format": "date-time"},
+        # seconds 00-59: RFC 3339 allows a leap second (:60), which no warehouse timestamp holds
+        "time": {"type": "string", "format": "date-time", "pattern": "^.{10}[Tt].{6}[0-5]"},
         "subject": {"type": "string", "maxLength": 500},
         "dataschema": {"type": "string"},
         "datacontenttype": {"const": "application/json"},

@@ -52,10 +52,10 @@ def _string(schema: dict[str, Any]) -> Any:
         if schema["format"] not in _FORMATS:
             raise NotCompilable(f"format {schema['format']!r}")
         patterns.append(_FORMATS[schema["format"]])
-    if len(patterns) == 2:
-        raise NotCompilable("pattern and format together")
-    if patterns:
+    if len(patterns) == 1:
         meta["pattern"] = patterns[0]
+    elif patterns:  # both must match somewhere, as each does on its own (JSON Schema searches)
+        meta["pattern"] = "^" + "".join(f"(?=[\\s\\S]*?(?:{p}))" for p in patterns)
     return Annotated[str, msgspec.Meta(**meta)] if meta else str
 
 

@@ -321,14 +321,18 @@ def write_results(con: duckdb.DuckDBPyConnection, table: str, report: GateReport
     con.execute(f"insert into {table} select * from frame")
 
 
-def record_results(settings: Settings, report: GateReport) -> None:
-    """Store the results in the candidate (for whoever inspects it) and the warehouse (for dbt)."""
+def record_in_candidate(report: GateReport) -> None:
+    """Store the results in the candidate, for whoever inspects it (served, or kept as failed)."""
     if report.candidate_path.exists():
         con = duckdb.connect(str(report.candidate_path))
         try:
             write_results(con, CANDIDATE_RESULTS_TABLE, report)
         finally:
             con.close()
+
+
+def record_in_warehouse(settings: Settings, report: GateReport) -> None:
+    """Store the results in the warehouse, for dbt (`fct_quality_runs`)."""
     with connect(settings.warehouse_path) as con:
         write_results(con, RESULTS_TABLE, report)
 

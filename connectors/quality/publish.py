@@ -14,7 +14,14 @@ from rich.console import Console
 from rich.table import Table
 
 from connectors.errors import UrbanFlowError
-from connectors.quality.gate import GateReport, QualityGateError, audit, gate_paths, record_results
+from connectors.quality.gate import (
+    GateReport,
+    QualityGateError,
+    audit,
+    gate_paths,
+    record_in_candidate,
+    record_in_warehouse,
+)
 from connectors.settings import Settings
 
 
@@ -74,6 +81,7 @@ def run_gate(settings: Settings, *, publish: bool, console: Console | None = Non
         report.outcome, report.location = "published", paths["serving"]
     else:
         report.outcome, report.location = "checked", report.candidate_path
+    record_in_candidate(report)
     if report.outcome == "blocked":
         report.location.parent.mkdir(parents=True, exist_ok=True)
         os.replace(report.candidate_path, report.location)
@@ -81,8 +89,8 @@ def run_gate(settings: Settings, *, publish: bool, console: Console | None = Non
         replace_atomically(report.candidate_path, paths["serving"])
     else:
         report.candidate_path.unlink()  # a check only audits; publish builds its own candidate
-    # recorded once done: a run killed before the rename must not count as a publish
-    record_results(settings, report)
+    # in the warehouse once done: a run killed before the rename must not count as a publish
+    record_in_warehouse(settings, report)
     if console:
         console.print(results_table(report))
         console.print(f"data docs: {report.data_docs}")

@@ -14,7 +14,7 @@ from connectors.contracts.fast import compile_event_decoder
 from connectors.errors import ConfigError, ContractError
 from connectors.kafka.topics import TopicSpec
 from connectors.refusals import Refused, dead_letter_headers
-from connectors.sink.raw import ARROW_SCHEMA, BATCH_COLUMNS
+from connectors.sink.raw import ARROW_SCHEMA, BATCH_COLUMNS, PAYLOAD_SCHEMA
 
 _ENCODE = msgspec.json.Encoder().encode
 
@@ -67,14 +67,37 @@ def _message_key(key: bytes | None) -> str | None:
     return None if key is None else key.decode("utf-8", "replace")
 
 
+def _extend_coordinates(cols: dict[str, list[Any]], records: list[Any]) -> None:
+    """The columns read from the Kafka record itself, whichever form the row takes."""
+    cols["message_key"].extend([_message_key(r.key) for r in records])
+    cols["kafka_topic"].extend([r.topic for r in records])
+    cols["kafka_partition"].extend([r.partition for r in records])
+    cols["kafka_offset"].extend([r.offset for r in records])
+    cols["kafka_timestamp"].extend([r.timestamp for r in records])
+
+
 @dataclass
 class ColumnBatch:
-    """Rows of one raw table, kept column-wise so they become an Arrow table in one step."""
+    """Rows of one raw table, kept column-wise so they become Arrow tables in one step.
+
+    An event the fast path validated stays the payload bytes Kafka handed over (`payloads`):
+    DuckDB takes its attributes out of them in bulk at commit, so no Python object is made per
+    field and `data` is not encoded again. The rare event only the slow path accepts is kept as
+    decoded columns (`columns`).
+    """
 
     columns: dict[str, list[Any]] = field(default_factory=lambda: {c: [] for c in BATCH_COLUMNS})
+    payloads: dict[str, list[Any]] = field(
+        default_factory=lambda: {c: [] for c in PAYLOAD_SCHEMA.names}
+    )
 
     def __len__(self) -> int:
-        return len(self.columns["event_id"])
+        return len(self.columns["event_id"]) + len(self.payloads["payload"])
+
+    def extend_payloads(self, records: list[Any]) -> None:
+        """Add records whose payloads the fast path validated, as they are."""
+        self.payloads["payload"].extend([r.value for r in records])
+        _extend_coordinates(self.payloads, records)
 
     def extend_valid(self, records: list[Any], events: list[Any]) -> None:
         """Add records whose events were validated (msgspec structs with the envelope fields)."""
@@ -87,14 +110,19 @@ class ColumnBatch:
         cols["specversion"].extend([e.specversion for e in events])
         cols["dataschema"].extend([_unset_to_none(e.dataschema) for e in events])
         cols["data"].extend([_ENCODE(e.data) for e in events])
-        cols["message_key"].extend([_message_key(r.key) for r in records])
-        cols["kafka_topic"].extend([r.topic for r in records])
-        cols["kafka_partition"].extend([r.partition for r in records])
-        cols["kafka_offset"].extend([r.offset for r in records])
-        cols["kafka_timestamp"].extend([r.timestamp for r in records])
+        _extend_coordinates(cols, records)
 
-    def to_arrow(self) -> pa.Table:
-        return pa.table(self.columns, schema=ARROW_SCHEMA)
+    def to_arrow(self) -> list[pa.Table]:
+        """The batch's non-empty Arrow tables: payloads (`PAYLOAD_SCHEMA`), decoded columns."""
+        tables = []
+        if self.payloads["payload"]:
+            payloads = dict(self.payloads)
+            # one buffer for all payloads; the cast checks UTF-8 in C (msgspec did too)
+            payloads["payload"] = pa.array(payloads["payload"], pa.binary()).cast(pa.string())
+            tables.append(pa.table(payloads, schema=PAYLOAD_SCHEMA))
+        if self.columns["event_id"]:
+            tables.append(pa.table(self.columns, schema=ARROW_SCHEMA))
+        return tables
 
 
 def _contract_of(spec: TopicSpec, event_type: str) -> Contract:
@@ -133,23 +161,30 @@ class RecordDecoder:
     def decode_records(self, records: list[Any], batch: ColumnBatch) -> list[DeadLetter]:
         """Append the rows of one partition's records to `batch`; return the dead letters.
 
-        The common case (every record valid) is a few list comprehensions over one msgspec call
-        per record; only a batch with a bad record is walked record by record.
+        The common case (every record valid) is one msgspec call per record, whose result is
+        dropped: the payloads themselves go to DuckDB. Only a batch with a bad record is walked
+        record by record.
         """
         fast = self._fast[records[0].topic]
         if fast is not None:
-            values = [record.value for record in records]
+            decode = fast.decode
             try:
+                values = [r.value for r in records]
                 if max(map(len, values)) <= self.max_event_bytes:
-                    batch.extend_valid(records, [fast.decode(value) for value in values])
+                    for value in values:
+                        decode(value)
+                    # msgspec skips what it need not decode (an unknown field) without checking
+                    # its UTF-8, and DuckDB reads the whole payload: one check in C for all
+                    b"\n".join(values).decode("utf-8")
+                    batch.extend_payloads(records)
                     return []
-            except (msgspec.ValidationError, msgspec.DecodeError, TypeError):
+            # msgspec raises UnicodeDecodeError for invalid UTF-8 inside a string
+            except (msgspec.ValidationError, msgspec.DecodeError, TypeError, UnicodeDecodeError):
                 pass  # some record is bad: find it below
         dead: list[DeadLetter] = []
         for record in records:
-            event = self._decode_fast(fast, record.value)
-            if event is not None:
-                batch.extend_valid([record], [event])
+            if self._decode_fast(fast, record.value) is not None:
+                batch.extend_payloads([record])
             elif (letter := self.decode_into(record, batch)) is not None:
                 dead.append(letter)
         return dead
@@ -158,9 +193,11 @@ class RecordDecoder:
         if fast is None or value is None or len(value) > self.max_event_bytes:
             return None
         try:
-            return fast.decode(value)
-        except (msgspec.ValidationError, msgspec.DecodeError):
+            decoded = fast.decode(value)
+            value.decode("utf-8")  # all of it, as DuckDB will read it (see decode_records)
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
             return None
+        return decoded
 
     def decode_into(self, record: Any, batch: ColumnBatch) -> DeadLetter | None:
         """Append the record's row to `batch`, or return why it must go to the dead-letter topic."""

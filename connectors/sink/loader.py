@@ -3,15 +3,18 @@ DuckDB transaction, so a crash at any point leaves either all of a batch or none
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import duckdb
 import orjson
 import pyarrow as pa
 
 from connectors.sink.decode import DeadLetter
-from connectors.sink.raw import create_table_sql, insert_sql
+from connectors.sink.raw import create_table_sql, insert_payloads_sql, insert_sql
+from connectors.warehouse import warehouse_lock
 
 OFFSETS_TABLE = "raw._sink_offsets"
 DEAD_LETTERS_TABLE = "raw._sink_dead_letters"
@@ -40,6 +43,27 @@ alter table {DEAD_LETTERS_TABLE} add column if not exists source varchar;
 """
 
 TopicPartitionKey = tuple[str, int]
+#: Rows per row group of what the sink writes (DuckDB's default is 122,880). A batch larger than one
+#: row group is written compressed straight into the file ("optimistic write"), so a commit logs
+#: only block pointers in the WAL and the checkpoint on close has almost nothing left to copy:
+#: measured here, 16-24 MB written per 100,000 1 KB events instead of 140-210 MB.
+WRITER_ROW_GROUP_SIZE = 8_192
+
+
+@contextmanager
+def open_writer(warehouse: Path, memory_limit: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The warehouse for one batch commit, under the lock shared with dbt, closed before the
+    lock is released; attached with the sink's row group size (`WRITER_ROW_GROUP_SIZE`)."""
+    with warehouse_lock(warehouse):
+        config = {"memory_limit": memory_limit, "temp_directory": f"{warehouse}.tmp"}
+        con = duckdb.connect(config=config)
+        try:
+            path = str(warehouse).replace("'", "''")
+            con.execute(f"attach '{path}' as warehouse (row_group_size {WRITER_ROW_GROUP_SIZE})")
+            con.execute("use warehouse")
+            yield con
+        finally:
+            con.close()
 
 
 def event_source(payload: bytes | None) -> str | None:
@@ -75,7 +99,7 @@ class StaleBatchError(Exception):
 
 def write_batch(
     con: duckdb.DuckDBPyConnection,
-    tables: Mapping[str, pa.Table],
+    tables: Mapping[str, Sequence[pa.Table]],
     dead_letters: list[DeadLetter],
     first_offsets: Mapping[TopicPartitionKey, int],
     next_offsets: Mapping[TopicPartitionKey, int],
@@ -98,12 +122,15 @@ def write_batch(
             raise StaleBatchError(sorted(stale))
         if before_write is not None:
             before_write()  # e.g. send this batch's dead letters: only once the fence has passed
-        for table, rows in tables.items():
-            if not rows.num_rows:
-                continue
-            con.register("arrow_batch", rows)
-            con.execute(insert_sql(table, "arrow_batch"), [now])
-            con.unregister("arrow_batch")
+        for table, parts in tables.items():
+            for rows in parts:
+                if not rows.num_rows:
+                    continue
+                payloads = "payload" in rows.schema.names
+                sql = (insert_payloads_sql if payloads else insert_sql)(table, "arrow_batch")
+                con.register("arrow_batch", rows)
+                con.execute(sql, [now])
+                con.unregister("arrow_batch")
         if dead_letters:
             con.executemany(
                 f"insert into {DEAD_LETTERS_TABLE} (kafka_topic, kafka_partition, kafka_offset, "

@@ -1,8 +1,8 @@
 """The columns of every raw.<topic> table, declared once.
 
-The decoder's Arrow schema, the loader's DDL and its insert all come from `RAW_COLUMNS`, and a unit
-test holds every dbt source table the sink loads to the same names in the same order, so a column
-added here cannot silently miss the warehouse or the docs.
+The decoder's Arrow schemas, the loader's DDL and its inserts all come from `RAW_COLUMNS`, and a
+unit test holds every dbt source table the sink loads to the same names in the same order, so a
+column added here cannot silently miss the warehouse or the docs.
 """
 
 from __future__ import annotations
@@ -14,24 +14,30 @@ import pyarrow as pa
 
 class RawColumn(NamedTuple):
     """One raw column: its Arrow type in a decoded batch (None: the loader sets it at commit),
-    its DuckDB type, whether it may be null, and what it holds."""
+    its DuckDB type, whether it may be null, what it holds, and the CloudEvents attribute it is
+    read from when DuckDB extracts it from the payload (None: it comes from the Kafka record)."""
 
     name: str
     arrow: pa.DataType | None
     duckdb: str
     nullable: bool
     description: str
+    attribute: str | None = None
 
 
 RAW_COLUMNS: tuple[RawColumn, ...] = (
-    RawColumn("event_id", pa.string(), "varchar", False, "CloudEvents `id`"),
-    RawColumn("source", pa.string(), "varchar", False, "CloudEvents `source` URN"),
-    RawColumn("type", pa.string(), "varchar", False, "CloudEvents `type`"),
-    RawColumn("subject", pa.string(), "varchar", True, "CloudEvents `subject`"),
-    RawColumn("event_time", pa.string(), "timestamptz", True, "CloudEvents `time`"),
-    RawColumn("specversion", pa.string(), "varchar", True, "CloudEvents spec version"),
-    RawColumn("dataschema", pa.string(), "varchar", True, "URI of the `data` contract"),
-    RawColumn("data", pa.string(), "json", True, "the event's `data`, as JSON"),
+    RawColumn("event_id", pa.string(), "varchar", False, "CloudEvents `id`", "id"),
+    RawColumn("source", pa.string(), "varchar", False, "CloudEvents `source` URN", "source"),
+    RawColumn("type", pa.string(), "varchar", False, "CloudEvents `type`", "type"),
+    RawColumn("subject", pa.string(), "varchar", True, "CloudEvents `subject`", "subject"),
+    RawColumn("event_time", pa.string(), "timestamptz", True, "CloudEvents `time`", "time"),
+    RawColumn(
+        "specversion", pa.string(), "varchar", True, "CloudEvents spec version", "specversion"
+    ),
+    RawColumn(
+        "dataschema", pa.string(), "varchar", True, "URI of the `data` contract", "dataschema"
+    ),
+    RawColumn("data", pa.string(), "json", True, "the event's `data`, as JSON", "data"),
     RawColumn("message_key", pa.string(), "varchar", True, "Kafka message key (UTF-8)"),
     RawColumn("kafka_topic", pa.string(), "varchar", False, "Kafka topic read from"),
     RawColumn("kafka_partition", pa.int32(), "integer", False, "Kafka partition read from"),
@@ -45,6 +51,11 @@ RAW_COLUMNS: tuple[RawColumn, ...] = (
 #: The columns a decoded batch carries, in table order; the rest the loader sets at commit.
 BATCH_COLUMNS: tuple[str, ...] = tuple(c.name for c in RAW_COLUMNS if c.arrow is not None)
 ARROW_SCHEMA = pa.schema([(c.name, c.arrow) for c in RAW_COLUMNS if c.arrow is not None])
+#: A batch of validated payloads: the event's JSON text, then the columns read from the record.
+PAYLOAD_SCHEMA = pa.schema(
+    [("payload", pa.string())]
+    + [(c.name, c.arrow) for c in RAW_COLUMNS if c.arrow is not None and c.attribute is None]
+)
 
 
 def create_table_sql(table: str) -> str:
@@ -64,3 +75,25 @@ def insert_sql(table: str, relation: str) -> str:
     )
     names = ", ".join(c.name for c in RAW_COLUMNS)
     return f"insert into raw.{table} ({names}) select {values} from {relation}"
+
+
+def insert_payloads_sql(table: str, relation: str) -> str:
+    """Insert of a registered payload batch (`PAYLOAD_SCHEMA`) into raw.<table>: DuckDB parses
+    each payload once and takes the CloudEvents attributes from it, `data` as JSON text; bind the
+    commit time to the parameter as in `insert_sql`."""
+    fields = ", ".join(
+        f'"{c.attribute}": "{"JSON" if c.duckdb == "json" else "VARCHAR"}"'
+        for c in RAW_COLUMNS
+        if c.attribute is not None
+    )
+    values = ", ".join(
+        f'cast(event."{c.attribute}" as {c.duckdb})'
+        if c.attribute is not None
+        else f"cast({c.name} as {c.duckdb})"
+        if c.arrow is not None
+        else f"?::{c.duckdb}"
+        for c in RAW_COLUMNS
+    )
+    names = ", ".join(c.name for c in RAW_COLUMNS)
+    parsed = f"select from_json(payload, '{{{fields}}}') as event, * from {relation}"
+    return f"insert into raw.{table} ({names}) select {values} from ({parsed})"

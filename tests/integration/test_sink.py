@@ -6,14 +6,24 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import duckdb
 import orjson
 import pytest
-import yaml
-from kafka import KafkaConsumer, TopicPartition
+from sink_harness import (
+    DYING_SINK,
+    WAIT_S,
+    bad_records,
+    end_offsets,
+    loaded_so_far,
+    produce,
+    raw_counts,
+    read_topic,
+    sink_process,
+    wait_for,
+    write_topics_file,
+)
 
 from connectors.kafka.producer import EventProducer
 from connectors.kafka.topics import TopicSpec, apply_topics, load_topics
@@ -21,13 +31,8 @@ from connectors.samples.synthetic import observation_events
 from connectors.settings import Settings
 from connectors.sink import Sink
 from connectors.sink.service import BATCH_LANDED_TOPIC
-from connectors.warehouse import connect
 
 pytestmark = pytest.mark.integration
-
-#: How long any wait here may take before the test fails naming what it awaited. Generous: the
-#: tests assert outcomes, never how fast they came, so a busy machine only makes them slower.
-WAIT_S = 300.0
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -36,64 +41,6 @@ def batch_landed_topic(kafka_bootstrap: str) -> None:
     broker creates no topic by itself, and these tests must not need another test to run first."""
     specs = load_topics(Settings.from_env().topics_file)
     apply_topics(kafka_bootstrap, [spec for spec in specs if spec.name == BATCH_LANDED_TOPIC])
-
-
-def wait_for(what: str, condition, *, timeout_s: float = WAIT_S, proc=None) -> None:
-    """Poll `condition` until true; fail naming `what` after `timeout_s`, or at once if `proc`
-    (a sink process that should still be working) exits first."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if proc is not None and proc.poll() is not None:
-            output = proc.stdout.read() if proc.stdout else ""
-            pytest.fail(f"the sink exited ({proc.returncode}) before {what}:\n{output}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"waited {timeout_s:.0f} s for {what}")
-        time.sleep(0.1)
-
-
-def produce(settings: Settings, topic: str, count: int, start: int = 0) -> None:
-    with EventProducer(settings.kafka_bootstrap) as producer:
-        for key, value in observation_events(count, start=start, target_bytes=400):
-            producer.send_raw(topic, value, key=key)
-        producer.confirm()
-
-
-def raw_counts(warehouse: Path, spec: TopicSpec) -> tuple[int, int, int]:
-    """(rows, distinct Kafka coordinates, distinct event ids) in the raw table."""
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        return con.execute(
-            f"""select count(*), count(distinct (kafka_partition, kafka_offset)),
-                       count(distinct event_id) from raw.{spec.raw_table}"""
-        ).fetchone()
-
-
-def end_offsets(settings: Settings, topic: str, partitions: int) -> dict[int, int]:
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
-    try:
-        ends = consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
-        return {tp.partition: offset for tp, offset in ends.items()}
-    finally:
-        consumer.close()
-
-
-def read_topic(settings: Settings, topic: str, partitions: int) -> list:
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
-    tps = [TopicPartition(topic, p) for p in range(partitions)]
-    consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
-    wanted = sum(consumer.end_offsets(tps).values())
-    records: list = []
-
-    def read_all() -> bool:
-        for batch in consumer.poll(timeout_ms=500).values():
-            records.extend(batch)
-        return len(records) >= wanted
-
-    try:
-        wait_for(f"the {wanted} records of {topic}", read_all)
-    finally:
-        consumer.close()
-    return records
 
 
 def test_n_events_produced_are_loaded_as_exactly_n_rows(settings, observation_topic):
@@ -176,137 +123,35 @@ def test_malformed_records_go_to_the_dlq_with_reasons_and_valid_ones_still_load(
         assert con.execute("select count(*) from raw._sink_dead_letters").fetchone()[0] == len(bad)
 
 
-def _sink_process(
-    settings: Settings,
-    topics_file: Path,
-    *,
-    until_caught_up: bool = True,
-    instance: str = "test-sink-1",
-    script: str | None = None,
-    args: list[str] | None = None,
-) -> subprocess.Popen:
-    """`urbanflow sink run` on the test's topic and warehouse, or `script` run with `args`."""
-    env = {
-        **os.environ,
-        "UF_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "UF_WAREHOUSE_PATH": str(settings.warehouse_path),
-        "UF_TOPICS_FILE": str(topics_file),
-        "UF_SINK_GROUP": settings.sink_group,
-        "UF_SINK_INSTANCE_ID": instance,
-        "UF_SINK_BATCH_MAX_RECORDS": "1000",
-        "UF_SINK_BATCH_MAX_MS": "200",
-    }
-    cli = Path(sys.executable).with_name("urbanflow")
-    mode = ["--until-caught-up"] if until_caught_up else []
-    command = (
-        [str(cli), "sink", "run", "--no-progress", *mode]
-        if script is None
-        else [sys.executable, "-c", script, *(args or [])]
-    )
-    return subprocess.Popen(
-        command,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def _topics_file(tmp_path: Path, spec: TopicSpec) -> Path:
-    path = tmp_path / "topics.yml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "topics": [
-                    {
-                        "name": spec.name,
-                        "partitions": spec.partitions,
-                        "event_types": list(spec.event_types),
-                    }
-                ]
-            }
-        )
-    )
-    return path
-
-
-def _loaded_so_far(warehouse: Path) -> int:
-    """Rows committed so far, read under the warehouse lock the sink also takes."""
-    if not warehouse.exists():
-        return 0
-    with connect(warehouse, read_only=True) as con:
-        found = con.execute(
-            "select count(*) from information_schema.tables where table_name = '_sink_offsets'"
-        ).fetchone()[0]
-        if not found:
-            return 0
-        return con.execute(
-            "select coalesce(sum(next_offset), 0) from raw._sink_offsets"
-        ).fetchone()[0]
-
-
-#: A sink that SIGKILLs itself inside its N-th batch transaction (argv[1]), once the offset fence
-#: passed and the batch's dead letters went to Kafka, before the commit: a crash mid-load on
-#: every machine, however fast.
-_DYING_SINK = """
-import os, signal, sys
-from connectors.kafka.topics import load_topics
-from connectors.settings import Settings
-from connectors.sink import Sink, service
-
-write_batch, batches = service.write_batch, []
-
-def dying_write_batch(*args, before_write=None):
-    batches.append(None)
-    if len(batches) < int(sys.argv[1]):
-        return write_batch(*args, before_write=before_write)
-
-    def die():
-        if before_write is not None:
-            before_write()
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    return write_batch(*args, before_write=die)
-
-service.write_batch = dying_write_batch
-settings = Settings.from_env()
-Sink(settings, load_topics(settings.topics_file)).run(until_caught_up=True)
-"""
-
-
-def _bad_records(count: int) -> list[bytes]:
-    return [b"not json %d" % i for i in range(count)]
-
-
 @pytest.mark.slow
 def test_sink_killed_with_sigkill_mid_load_and_restarted_loads_each_event_once(
     settings, observation_topic, tmp_path
 ):
-    total, bad = 60_000, _bad_records(12)
+    total, bad = 60_000, bad_records(12)
     produce(settings, observation_topic.name, total // 2)
     with EventProducer(settings.kafka_bootstrap) as producer:
         for value in bad:
             producer.send_raw(observation_topic.name, value, key="bad")
         producer.confirm()
     produce(settings, observation_topic.name, total // 2, start=total // 2)
-    topics_file = _topics_file(tmp_path, observation_topic)
+    topics_file = write_topics_file(tmp_path, observation_topic)
     for dies_in_batch in (1, 2, 3, 5):
-        before = _loaded_so_far(settings.warehouse_path)
-        dying = _sink_process(settings, topics_file, script=_DYING_SINK, args=[str(dies_in_batch)])
+        before = loaded_so_far(settings.warehouse_path)
+        dying = sink_process(settings, topics_file, script=DYING_SINK, args=[str(dies_in_batch)])
         output, _ = dying.communicate(timeout=WAIT_S)
         assert dying.returncode == -signal.SIGKILL, output
-        assert before <= _loaded_so_far(settings.warehouse_path) < total + len(bad)
+        assert before <= loaded_so_far(settings.warehouse_path) < total + len(bad)
     # And one crash from outside, wherever the sink happens to be once it has committed a batch.
-    before = _loaded_so_far(settings.warehouse_path)
-    killed = _sink_process(settings, topics_file)
+    before = loaded_so_far(settings.warehouse_path)
+    killed = sink_process(settings, topics_file)
     wait_for(
         "the sink to commit a batch",
-        lambda: _loaded_so_far(settings.warehouse_path) > before or killed.poll() is not None,
+        lambda: loaded_so_far(settings.warehouse_path) > before or killed.poll() is not None,
     )
     killed.send_signal(signal.SIGKILL)
     killed.communicate(timeout=WAIT_S)
 
-    final = _sink_process(settings, topics_file)
+    final = sink_process(settings, topics_file)
     output, _ = final.communicate(timeout=WAIT_S)
 
     assert final.returncode == 0, output
@@ -328,12 +173,12 @@ def test_two_sink_instances_in_one_group_load_each_event_once(
 ):
     total = 30_000
     produce(settings, observation_topic.name, total)
-    topics_file = _topics_file(tmp_path, observation_topic)
-    first = _sink_process(settings, topics_file, until_caught_up=False, instance="sink-a")
-    second = _sink_process(settings, topics_file, until_caught_up=False, instance="sink-b")
+    topics_file = write_topics_file(tmp_path, observation_topic)
+    first = sink_process(settings, topics_file, until_caught_up=False, instance="sink-a")
+    second = sink_process(settings, topics_file, until_caught_up=False, instance="sink-b")
     wait_for(
         f"two sink instances to load {total:,} events",
-        lambda: _loaded_so_far(settings.warehouse_path) >= total,
+        lambda: loaded_so_far(settings.warehouse_path) >= total,
     )
     for proc in (first, second):
         proc.send_signal(signal.SIGTERM)
@@ -347,10 +192,12 @@ def test_long_running_sink_stops_cleanly_on_sigterm_with_everything_committed(
     settings, observation_topic, tmp_path
 ):
     produce(settings, observation_topic.name, 3_000)
-    proc = _sink_process(settings, _topics_file(tmp_path, observation_topic), until_caught_up=False)
+    proc = sink_process(
+        settings, write_topics_file(tmp_path, observation_topic), until_caught_up=False
+    )
     wait_for(
         "the sink to load 3,000 events",
-        lambda: _loaded_so_far(settings.warehouse_path) == 3_000,
+        lambda: loaded_so_far(settings.warehouse_path) == 3_000,
         proc=proc,
     )
     proc.send_signal(signal.SIGTERM)
@@ -388,7 +235,7 @@ def test_a_missing_dead_letter_topic_stops_the_sink_at_start_up_naming_it(
             "UF_KAFKA_BOOTSTRAP": kafka_bootstrap,
             "UF_VAR_DIR": str(tmp_path),
             "UF_WAREHOUSE_PATH": str(tmp_path / "warehouse.duckdb"),
-            "UF_TOPICS_FILE": str(_topics_file(tmp_path, spec)),
+            "UF_TOPICS_FILE": str(write_topics_file(tmp_path, spec)),
         }
         done = subprocess.run(
             [str(Path(sys.executable).with_name("urbanflow")), "sink", "run", "--until-caught-up"],

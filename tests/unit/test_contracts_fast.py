@@ -134,3 +134,15 @@ def test_fast_decoder_of_observation_v2_accepts_only_events_the_schema_accepts(
         contract.validate_event(mutated)
     except ContractError as exc:
         pytest.fail(f"fast path accepted an invalid v2 event ({exc}): {mutated}")
+
+
+def test_a_leap_second_is_refused_by_both_paths_naming_time():
+    """RFC 3339 allows second 60, which no warehouse timestamp holds: a batch with one such event
+    could never commit, so the contract refuses it and the sink dead-letters it alone."""
+    event = orjson.loads(next(iter(observation_events(1)))[1])
+    event["time"] = "2016-12-31T23:59:60Z"
+    contract = get_contract(OBSERVATION)
+    with pytest.raises(ContractError, match=r"\$\.time"):
+        contract.validate_event(event)
+    with pytest.raises(msgspec.ValidationError):
+        compile_event_decoder(contract.event_schema, "E").decode(orjson.dumps(event))

@@ -71,12 +71,6 @@ def test_mart_suite_checks_keys_percentages_periods_totals_and_disaggregations()
     checks = _checks()
     fct = "marts.fct_city_indicator"
     assert ("marts", fct, "expect_column_values_to_be_unique", "city_indicator_key") in checks
-    assert (
-        "marts",
-        fct,
-        "expect_compound_columns_to_be_unique",
-        "city_code+series_code+period+sex+age_group",
-    ) in checks
     assert ("marts", fct, "expect_column_values_to_be_in_set", "period_type") in checks
     assert (
         "marts",

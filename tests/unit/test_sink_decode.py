@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections import namedtuple
 
+import duckdb
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from connectors.kafka.topics import TopicSpec
 from connectors.samples.synthetic import observation_events
 from connectors.sink.decode import ColumnBatch, RecordDecoder
+from connectors.sink.loader import ensure_schema, write_batch
+from connectors.sink.raw import RAW_COLUMNS
 
 Record = namedtuple("Record", "topic partition offset timestamp key value")
 TOPIC = TopicSpec(
@@ -114,7 +119,24 @@ def test_event_type_not_declared_for_the_topic_is_dead_lettered(decoder, valid_e
     assert "not declared for topic" in dead.refused.reason
 
 
-def test_a_record_the_fast_path_refuses_but_the_contract_accepts_gets_the_same_row(
+def _loaded_rows(batch: ColumnBatch) -> list[tuple]:
+    """The warehouse rows of `batch` (in-memory DuckDB), `data` parsed, `ingested_at` left out."""
+    con = duckdb.connect()
+    ensure_schema(con, ["t"])
+    write_batch(con, {"t": batch.to_arrow()}, [], {TP: 0}, {TP: 1})
+    rows = con.execute(
+        f"select {', '.join(NAMES)} from raw.t order by kafka_partition, kafka_offset"
+    ).fetchall()
+    con.close()
+    data = NAMES.index("data")
+    return [(*row[:data], orjson.loads(row[data]), *row[data + 1 :]) for row in rows]
+
+
+NAMES = [c.name for c in RAW_COLUMNS if c.name != "ingested_at"]
+TP = ("stats.sdmx.observation.v1", 1)
+
+
+def test_a_valid_record_loads_the_same_row_from_its_payload_as_from_decoded_columns(
     decoder, valid_event
 ):
     fast, slow = ColumnBatch(), ColumnBatch()
@@ -123,9 +145,49 @@ def test_a_record_the_fast_path_refuses_but_the_contract_accepts_gets_the_same_r
     assert decoder.decode_records([record(raw)], fast) == []
     assert decoder.decode_into(record(raw), slow) is None
 
-    data = [orjson.loads(b.columns.pop("data")[0]) for b in (fast, slow)]
-    assert slow.columns == fast.columns
-    assert data[0] == data[1]
+    assert len(fast.payloads["payload"]) == 1 and len(slow.columns["event_id"]) == 1
+    assert _loaded_rows(fast) == _loaded_rows(slow)
+    assert _loaded_rows(fast)[0][NAMES.index("data")] == valid_event["data"]
+
+
+_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {"id": _text.filter(bool), "source": _text.map(lambda s: "urn:" + s)},
+            optional={
+                "subject": _text,
+                "dataschema": _text,
+                "time": st.sampled_from(["2026-01-01T00:00:00Z", "2024-02-29T23:59:59.5+05:30"]),
+                "value": st.none() | st.floats(-1e300, 1e300) | st.integers(-(2**53), 2**53),
+                "label": _text,
+            },
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.booleans(),
+)
+def test_the_payload_path_loads_exactly_the_rows_the_decoded_path_loads(changes, pretty):
+    """DuckDB takes the attributes out of the payload; the reference is the Python decode."""
+    decoder = RecordDecoder([TOPIC], max_event_bytes=4_096)
+    fast, slow = ColumnBatch(), ColumnBatch()
+    base = orjson.loads(next(observation_events(1, target_bytes=400))[1])
+    for offset, change in enumerate(changes):
+        event = {**base, **{k: v for k, v in change.items() if k not in ("value", "label")}}
+        event["data"] = {**base["data"], "value": change.get("value", 1.5)}
+        if "label" in change:
+            event["data"]["labels"] = {"CITY": change["label"]}
+        raw = orjson.dumps(event, option=orjson.OPT_INDENT_2 if pretty else None)
+        assert decoder.decode_records([record(raw, offset)], fast) == []
+        assert decoder.decode_into(record(raw, offset), slow) is None
+
+    assert _loaded_rows(fast) == _loaded_rows(slow)
 
 
 def test_a_topic_whose_event_type_has_no_contract_is_a_start_up_error_naming_both():

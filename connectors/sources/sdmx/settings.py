@@ -92,7 +92,7 @@ def structure_url(service: str, kind: Literal["dataflow", "datastructure"], refe
     agency, _, rest = reference.partition(":")
     identifier, _, version = rest.rstrip(")").partition("(")
     client = sdmx.Client()
-    client.source = Source(id="UF_SERVICE", url=service, name=service)
+    client.source = Source(id="URBANFLOW_SERVICE", url=service, name=service)
     params = {"references": "datastructure"} if kind == "dataflow" else {}
     request = client.get(
         kind, identifier, agency_id=agency, version=version, params=params, dry_run=True
