@@ -4,8 +4,8 @@
 #
 # With arguments, one pytest gets them (`bash tests/run.sh tests/unit -q`). Without, the suites
 # run as two pytest sessions side by side on the one broker, so a 2-core machine is kept busy
-# while either waits on its servers: the Superset server and browser suites, the unit and config
-# tests in one; every other suite in the other. Each session ends with its own secret scan
+# while either waits on its servers: the Superset server and browser suites, the fault suite
+# (brokers of its own), the unit and config tests in one; every other suite in the other. Each session ends with its own secret scan
 # (tests/reliability/test_secret_scan.py) over the secrets it created and every log of the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,8 +26,8 @@ if [[ $# -gt 0 ]]; then
   exit
 fi
 
-SECOND=(tests/integration/test_superset.py tests/integration/test_superset_browser.py tests/unit
-  tests/config)
+SECOND=(tests/integration/test_superset.py tests/integration/test_superset_browser.py
+  tests/reliability/test_faults.py tests/unit tests/config)
 SCAN=tests/reliability/test_secret_scan.py
 second_log="$UF_VAR_DIR/pytest-second-session.log"
 ignores=()

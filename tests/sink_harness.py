@@ -7,7 +7,10 @@ tests assert outcomes, never how fast they came, so a busy machine only makes th
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -218,3 +221,58 @@ Sink(settings, load_topics(settings.topics_file)).run(until_caught_up=True)
 def bad_records(count: int) -> list[bytes]:
     """`count` distinct payloads that are not JSON: each must become exactly one dead letter."""
     return [b"not json %d" % i for i in range(count)]
+
+
+# --- a broker of our own, to kill or to fill ----------------------------------------------------
+
+KAFKACTL = Path(__file__).resolve().parents[1] / "infra" / "kafka" / "kafkactl"
+
+
+@dataclasses.dataclass
+class Broker:
+    """A single-node broker started by infra/kafka/kafkactl on its own port and data directory,
+    so killing it leaves the session's broker alone."""
+
+    var_dir: Path
+    port: int
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.var_dir / "kafka" / "kafka.pid"
+
+    def ctl(self, command: str) -> None:
+        env = {**os.environ, "UF_VAR_DIR": str(self.var_dir), "UF_KAFKA_PORT": str(self.port)}
+        done = subprocess.run(
+            [str(KAFKACTL), command], env=env, capture_output=True, text=True, timeout=WAIT_S
+        )
+        assert done.returncode == 0, f"kafkactl {command}: {done.stdout}{done.stderr}"
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hook, no flush, no controlled leadership hand-over."""
+        pid = int(self.pid_file.read_text())
+        os.kill(pid, signal.SIGKILL)
+        # its sockets close when its last thread is gone, maybe after the main one shows a zombie
+        wait_for(
+            "the killed broker to be gone",
+            lambda: (
+                not _running(pid) and not _listening(self.port) and not _listening(self.port + 1)
+            ),
+        )
+        self.pid_file.unlink()  # kafkactl would take a reaped-late zombie for a live broker
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"

@@ -149,7 +149,15 @@ def run_airflow_demo(
         serving = settings.var_dir / "serving.duckdb"
         after = _sink_position(settings, sink_topics)
         landed = sum(after[0].values()) > sum(before[0].values())  # e.g. an earlier run's rest
-        if not (report.sent or landed) and serving.exists() and not _transform_busy(client):
+        if not (report.sent or landed) and serving.exists():
+            # a run still on earlier events (an earlier demo's, whose node tasks may still report)
+            # makes serving current once it has published
+            _wait(
+                f"the {TRANSFORM_DAG} runs under way to publish",
+                lambda: not _transform_publishing(client),
+                timeout_s,
+                poll_s,
+            )
             progress.update(transform_row, completed=1, state="nothing new: no run needed")
         else:
             progress.update(transform_row, state="waiting for a run")
@@ -320,8 +328,16 @@ def _caught_up(settings: Settings, topics: list[TopicSpec]) -> datetime | None:
     return None
 
 
-def _transform_busy(client: AirflowClient) -> bool:
-    return any(r["state"] in ("queued", "running") for r in client.runs(TRANSFORM_DAG, limit=5))
+def _transform_publishing(client: AirflowClient) -> bool:
+    """Is a transform run queued, or running and not yet past its publish?"""
+    for run in client.runs(TRANSFORM_DAG, limit=5):
+        if run["state"] == "queued":
+            return True
+        if run["state"] == "running":
+            publish = client.task_state(TRANSFORM_DAG, run["dag_run_id"], PUBLISH_TASK)
+            if publish not in ("success", "skipped"):
+                return True
+    return False
 
 
 def _published_run(

@@ -28,8 +28,8 @@ import orjson
 import pytest
 from fuzzing import ODD_JSON, ODD_TEXT, mutate_bytes, mutate_json_tree
 from kafka import KafkaConsumer, TopicPartition
-from reliability.test_faults import Broker
 from rich.console import Console
+from sink_harness import Broker
 
 from connectors.contracts import get_contract
 from connectors.demo import send_samples
