@@ -79,11 +79,31 @@ def _json_path(message: str) -> str:
     return "$" + message[4:] if message.startswith("data") else message
 
 
+#: Integers land in BIGINT columns; JSON Schema's "integer" alone also takes 1e308 (an integral
+#: number), which would then stop the dbt model casting it, not this event alone.
+_BIGINT = (-(2**63), 2**63 - 1)
+
+
+def _bounded_integers(schema: Any) -> Any:
+    """`schema` with every integer bounded to BIGINT where it sets no tighter bound."""
+    if isinstance(schema, list):
+        return [_bounded_integers(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    bounded = {key: _bounded_integers(value) for key, value in schema.items()}
+    declared = schema.get("type")
+    if declared == "integer" or (isinstance(declared, list) and "integer" in declared):
+        bounded.setdefault("minimum", _BIGINT[0])
+        bounded.setdefault("maximum", _BIGINT[1])
+    return bounded
+
+
 def _compile(schema: dict[str, Any], event_type: str, path: Path) -> Contract:
     match = _VERSION_RE.match(event_type)
     if not match:
         raise ContractError(f"contract file name {event_type!r} must end in .v<N>")
     data_schema = {k: v for k, v in schema.items() if k not in ("$schema", "$id")}
+    data_schema = _bounded_integers(data_schema)
     event_schema = copy.deepcopy(ENVELOPE_SCHEMA)
     event_schema["properties"]["type"] = {"const": event_type}
     event_schema["properties"]["data"] = data_schema

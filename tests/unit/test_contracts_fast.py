@@ -146,3 +146,11 @@ def test_a_leap_second_is_refused_by_both_paths_naming_time():
         contract.validate_event(event)
     with pytest.raises(msgspec.ValidationError):
         compile_event_decoder(contract.event_schema, "E").decode(orjson.dumps(event))
+
+
+def test_an_integer_past_bigint_is_refused_even_written_as_an_integral_number():
+    """JSON Schema's "integer" takes 1e308; the warehouse's BIGINT cannot, and one such event
+    would stop the dbt model that casts it (what the Kafka fuzz test found on GDACS ids)."""
+    schema = get_contract("org.urbanflow.hazard.event.v1").event_schema
+    bound = schema["properties"]["data"]["properties"]["hazard_event_id"]
+    assert bound["maximum"] == 2**63 - 1 and bound["minimum"] == 1
