@@ -223,7 +223,7 @@ def test_corrupted_marts_block_publishing_name_the_failures_and_keep_serving(gat
     assert _sha256(serving) == before
     failed = list(gate_paths(gate_settings)["failed"].glob("serving-*.duckdb"))
     assert len(failed) == 1
-    assert _count(failed[0], "select count(*) from ops.quality_results where not success") == 5
+    assert _count(failed[0], "select count(*) from ops.quality_results where not success") == 4
     assert (
         _count(
             gate_settings.warehouse_path,
@@ -240,7 +240,7 @@ def test_corrupted_candidate_raises_quality_gate_error_with_statistics(gate_sett
         run_gate(gate_settings, publish=True)
 
     stats = caught.value.report.statistics
-    assert stats["evaluated_expectations"] - stats["successful_expectations"] == 5
+    assert stats["evaluated_expectations"] - stats["successful_expectations"] == 4
     assert not gate_paths(gate_settings)["serving"].exists()
 
 

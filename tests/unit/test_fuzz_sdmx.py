@@ -9,7 +9,6 @@ comes in, `read_payload` must either return observations whose event data builds
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from fuzzing import mutate_json
 
 from connectors.errors import SourceFormatError
 from connectors.sources.sdmx import read_payload
@@ -61,40 +61,23 @@ XXE = b"""<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passw
 &x;</message:GenericData>"""
 
 
-def _json_values(rng: random.Random) -> object:
-    return rng.choice(
-        [None, True, -1, 0, 10**30, 1e308, "", "x", "9" * 50, [], {}, [None], {"id": None}, "0:0"]
-    )
-
-
-def _mutate_json_tree(data: bytes, rng: random.Random) -> bytes:
-    """Replace, delete or retype one node of the decoded message (structure-aware)."""
-    tree = json.loads(data)
-    nodes = [(None, None, tree)]
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        children = (
-            node.items()
-            if isinstance(node, dict)
-            else enumerate(node)
-            if isinstance(node, list)
-            else []
-        )
-        for key, child in children:
-            nodes.append((node, key, child))
-            stack.append(child)
-    for _ in range(rng.randint(1, 3)):
-        parent, key, _child = rng.choice(nodes)
-        if parent is None:
-            continue
-        if rng.random() < 0.3 and isinstance(parent, dict):
-            parent.pop(key, None)
-        elif isinstance(parent, list) and key >= len(parent):
-            continue
-        else:
-            parent[key] = _json_values(rng)
-    return json.dumps(tree).encode()
+#: What an SDMX-JSON node may become: wrong types, and values shaped like SDMX ones.
+SDMX_ODD_JSON = [
+    None,
+    True,
+    -1,
+    0,
+    10**30,
+    1e308,
+    "",
+    "x",
+    "9" * 50,
+    [],
+    {},
+    [None],
+    {"id": None},
+    "0:0",
+]
 
 
 def _mutate_bytes(data: bytes, rng: random.Random, kind: str) -> bytes:
@@ -128,7 +111,7 @@ def _mutate_bytes(data: bytes, rng: random.Random, kind: str) -> bytes:
             text = text[:at] + rng.choice(HUGE) + text[at + 1 :]
         return text.encode()
     if choice == 7 and kind == "json":
-        return _mutate_json_tree(data, rng)
+        return mutate_json(rng, data, SDMX_ODD_JSON)
     if choice == 7 and kind == "xml":
         return rng.choice(
             [XML_BOMB, XXE, data.replace(b"<generic:Obs>", b"<generic:Obs><generic:Obs>", 1)]
