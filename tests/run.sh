@@ -27,7 +27,8 @@ if [[ $# -gt 0 ]]; then
 fi
 
 SECOND=(tests/integration/test_superset.py tests/integration/test_superset_browser.py
-  tests/reliability/test_faults.py tests/unit tests/config)
+  tests/reliability/test_faults.py tests/integration/test_demo.py
+  tests/integration/test_sdmx_deletions.py tests/unit tests/config)
 SCAN=tests/reliability/test_secret_scan.py
 second_log="$UF_VAR_DIR/pytest-second-session.log"
 ignores=()
