@@ -76,12 +76,23 @@ _STATE_JS = """([holder, rendered, empty, error]) => {
 }"""
 
 
+#: Sign-in attempts: Superset rate-limits logins per address (AUTH_RATE_LIMIT, 5 per second), so
+#: a login beside other clients' may be turned away once; the next attempt waits a moment.
+SIGN_IN_ATTEMPTS = 3
+
+
 def sign_in(page, url: str, user: str, password: str, timeout_ms: int) -> None:
-    page.goto(f"{url}/login/", wait_until="domcontentloaded", timeout=timeout_ms)
-    page.fill("[data-test=username-input]", user, timeout=timeout_ms)
-    page.fill("[data-test=password-input]", password)
-    page.click("[data-test=login-button]")
-    page.wait_for_url(lambda u: "/login" not in u, timeout=timeout_ms)
+    """Sign in through the login form, until the session really is signed in (`/api/v1/me/`)."""
+    for attempt in range(1, SIGN_IN_ATTEMPTS + 1):
+        page.goto(f"{url}/login/", wait_until="domcontentloaded", timeout=timeout_ms)
+        page.fill("[data-test=username-input]", user, timeout=timeout_ms)
+        page.fill("[data-test=password-input]", password)
+        page.click("[data-test=login-button]")
+        page.wait_for_url(lambda u: "/login" not in u, timeout=timeout_ms)
+        me = page.request.get(f"{url}/api/v1/me/", fail_on_status_code=False)
+        if me.status == 200 or attempt == SIGN_IN_ATTEMPTS:
+            return
+        page.wait_for_timeout(2_000 * attempt)
 
 
 _REFUSED_JS = """([holder, path]) => document.querySelector(holder)
