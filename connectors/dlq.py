@@ -28,6 +28,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from connectors.errors import BrokerUnavailableError, ConfigError, UrbanFlowError
+from connectors.kafka.clients import client_options, unreachable
 from connectors.kafka.producer import EventProducer
 from connectors.kafka.topics import DLQ_SUFFIX, TopicSpec
 from connectors.refusals import HEADER_PREFIX
@@ -214,11 +215,10 @@ def _consumer(bootstrap: str) -> KafkaConsumer:
             enable_auto_commit=False,
             client_id="urbanflow-dlq",
             bootstrap_timeout_ms=10_000,  # an unreachable broker is an error in seconds
+            **client_options(),
         )
-    except KafkaError:
-        raise BrokerUnavailableError(
-            f"no Kafka broker answers at {bootstrap}; start one with `make up`"
-        ) from None
+    except KafkaError as error:
+        raise unreachable(bootstrap, error) from None
 
 
 def _partitions(consumer: KafkaConsumer, topic: str, bootstrap: str) -> list[TopicPartition]:

@@ -8,10 +8,12 @@ individual path variables, never by guessing from a module's own location.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from connectors.errors import ConfigError
 
@@ -127,6 +129,110 @@ def kafka_client_log_level() -> str:
     CRITICAL): its connection retries are noise next to our one-line errors; WARNING shows them
     when debugging a broker."""
     return (os.environ.get("UF_KAFKA_CLIENT_LOG_LEVEL") or "CRITICAL").upper()
+
+
+#: Client security protocols Kafka names (security.protocol), and the SASL mechanisms we support.
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How every Kafka client of ours authenticates and encrypts: one set for the whole process.
+
+    From UF_KAFKA_SECURITY_PROTOCOL (PLAINTEXT locally; SASL_SSL in the production compose file),
+    UF_KAFKA_SASL_MECHANISM, UF_KAFKA_SASL_USERNAME, UF_KAFKA_SASL_PASSWORD and UF_KAFKA_SSL_CAFILE
+    (the CA that signed the brokers' certificates; the system's CAs when unset).
+    """
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)  # a secret: never in a log
+    ssl_cafile: Path | None = None
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.protocol.endswith("SSL")
+
+    @classmethod
+    def from_env(cls) -> KafkaSecurity:
+        protocol = (os.environ.get("UF_KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT").upper()
+        if protocol not in KAFKA_SECURITY_PROTOCOLS:
+            raise ConfigError(
+                f"UF_KAFKA_SECURITY_PROTOCOL={protocol!r} is not one of "
+                f"{', '.join(KAFKA_SECURITY_PROTOCOLS)}"
+            )
+        mechanism = (os.environ.get("UF_KAFKA_SASL_MECHANISM") or "SCRAM-SHA-512").upper()
+        if mechanism not in KAFKA_SASL_MECHANISMS:
+            raise ConfigError(
+                f"UF_KAFKA_SASL_MECHANISM={mechanism!r} is not one of "
+                f"{', '.join(KAFKA_SASL_MECHANISMS)}"
+            )
+        security = cls(
+            protocol=protocol,
+            sasl_mechanism=mechanism,
+            sasl_username=os.environ.get("UF_KAFKA_SASL_USERNAME") or None,
+            sasl_password=os.environ.get("UF_KAFKA_SASL_PASSWORD") or None,
+            ssl_cafile=_path("UF_KAFKA_SSL_CAFILE", Path())
+            if os.environ.get("UF_KAFKA_SSL_CAFILE")
+            else None,
+        )
+        if security.uses_sasl and not (security.sasl_username and security.sasl_password):
+            raise ConfigError(
+                f"UF_KAFKA_SECURITY_PROTOCOL={protocol} needs UF_KAFKA_SASL_USERNAME and "
+                "UF_KAFKA_SASL_PASSWORD (the broker's SCRAM user)"
+            )
+        if security.ssl_cafile is not None and not security.ssl_cafile.is_file():
+            raise ConfigError(f"UF_KAFKA_SSL_CAFILE={security.ssl_cafile} is not a file")
+        return security
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for kafka-python's producer, consumer and admin client."""
+        options: dict[str, Any] = {"security_protocol": self.protocol}
+        if self.uses_sasl:
+            options |= {
+                "sasl_mechanism": self.sasl_mechanism,
+                "sasl_plain_username": self.sasl_username,
+                "sasl_plain_password": self.sasl_password,
+            }
+        if self.uses_tls and self.ssl_cafile is not None:
+            options["ssl_cafile"] = str(self.ssl_cafile)
+        return options
+
+    def librdkafka_options(self) -> dict[str, str]:
+        """The same in librdkafka's names, for the Airflow Kafka connection (confluent-kafka)."""
+        options = {"security.protocol": self.protocol}
+        if self.uses_sasl:
+            options |= {
+                "sasl.mechanism": self.sasl_mechanism,
+                "sasl.username": self.sasl_username or "",
+                "sasl.password": self.sasl_password or "",
+            }
+        if self.uses_tls and self.ssl_cafile is not None:
+            options["ssl.ca.location"] = str(self.ssl_cafile)
+        return options
+
+
+def kafka_client_options() -> dict[str, Any]:
+    """Security options for a kafka-python client built now (see KafkaSecurity)."""
+    return KafkaSecurity.from_env().client_options()
+
+
+def airflow_kafka_connection(bootstrap: str, group_id: str) -> str:
+    """The Airflow connection (JSON) the batch-landed watcher's Kafka trigger uses: our bootstrap,
+    its consumer group and the same credentials as every other client (infra/airflow/airflowctl)."""
+    extra = {
+        "bootstrap.servers": bootstrap,
+        "group.id": group_id,
+        "auto.offset.reset": "earliest",
+        **KafkaSecurity.from_env().librdkafka_options(),
+    }
+    return json.dumps({"conn_type": "kafka", "extra": extra})
 
 
 def api_rejections_dir(base: Settings) -> Path:

@@ -235,6 +235,8 @@ class Broker:
 
     var_dir: Path
     port: int
+    #: more kafkactl settings, e.g. UF_KAFKA_SECURITY_PROTOCOL and the SASL user
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def bootstrap(self) -> str:
@@ -245,7 +247,12 @@ class Broker:
         return self.var_dir / "kafka" / "kafka.pid"
 
     def ctl(self, command: str) -> None:
-        env = {**os.environ, "UF_VAR_DIR": str(self.var_dir), "UF_KAFKA_PORT": str(self.port)}
+        env = {
+            **os.environ,
+            **self.env,
+            "UF_VAR_DIR": str(self.var_dir),
+            "UF_KAFKA_PORT": str(self.port),
+        }
         done = subprocess.run(
             [str(KAFKACTL), command], env=env, capture_output=True, text=True, timeout=WAIT_S
         )

@@ -13,8 +13,9 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from connectors.errors import BrokerUnavailableError, DeliveryError
+from connectors.errors import DeliveryError
 from connectors.events import encode
+from connectors.kafka.clients import client_options, unreachable
 
 Header = tuple[str, bytes]
 
@@ -41,11 +42,10 @@ class EventProducer:
                 linger_ms=linger_ms,
                 batch_size=256 * 1024,
                 max_request_size=2 * 1024 * 1024,
+                **client_options(),
             )
-        except KafkaError:
-            raise BrokerUnavailableError(
-                f"no Kafka broker answers at {bootstrap}; start one with `make up`"
-            ) from None
+        except KafkaError as error:
+            raise unreachable(bootstrap, error) from None
         self._pending: list[Any] = []
         self.report = DeliveryReport()
 

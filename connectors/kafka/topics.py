@@ -13,6 +13,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import KafkaError
 
 from connectors.errors import BrokerUnavailableError, ConfigError
+from connectors.kafka.clients import client_options, unreachable
 
 DLQ_SUFFIX = ".dlq"
 _ALLOWED_KEYS = {
@@ -81,13 +82,14 @@ def load_topics(path: Path) -> list[TopicSpec]:
 def admin_client(bootstrap: str) -> KafkaAdminClient:
     try:
         return KafkaAdminClient(
-            bootstrap_servers=bootstrap, client_id="urbanflow-admin", request_timeout_ms=10_000
+            bootstrap_servers=bootstrap,
+            client_id="urbanflow-admin",
+            request_timeout_ms=10_000,
+            bootstrap_timeout_ms=10_000,  # an unreachable broker is an error in seconds
+            **client_options(),
         )
-    except KafkaError:
-        raise BrokerUnavailableError(
-            f"no Kafka broker answers at {bootstrap}; start one with `make up` "
-            "or set UF_KAFKA_BOOTSTRAP / UF_KAFKA_PORT"
-        ) from None
+    except KafkaError as error:
+        raise unreachable(bootstrap, error) from None
 
 
 def _desired(specs: Iterable[TopicSpec]) -> dict[str, tuple[int, int]]:

@@ -22,8 +22,9 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from connectors.errors import BrokerUnavailableError, ConfigError
+from connectors.errors import ConfigError
 from connectors.events import make_event, stable_event_id
+from connectors.kafka.clients import client_options, unreachable
 from connectors.kafka.producer import EventProducer
 from connectors.kafka.topics import TopicSpec
 from connectors.settings import Settings
@@ -127,11 +128,10 @@ class Sink:
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 **settings.sink_fetch_settings,
+                **client_options(),
             )
-        except KafkaError:
-            raise BrokerUnavailableError(
-                f"no Kafka broker answers at {settings.kafka_bootstrap}; start one with `make up`"
-            ) from None
+        except KafkaError as error:
+            raise unreachable(settings.kafka_bootstrap, error) from None
         self._producer = EventProducer(settings.kafka_bootstrap, client_id="urbanflow-sink")
         # Load topic metadata before joining the group: a join that races the first metadata
         # response gets an empty assignment from the range assignor and idles until the next

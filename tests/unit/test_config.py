@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from connectors.errors import ConfigError
 from connectors.kafka.topics import load_topics
 from connectors.sdk.state import StateStore
 from connectors.settings import SOURCE_TREE as REPO_ROOT
-from connectors.settings import Settings
+from connectors.settings import KafkaSecurity, Settings, airflow_kafka_connection
 
 
 def test_declared_topics_have_dlq_twins_and_raw_tables():
@@ -99,3 +101,62 @@ def test_each_path_variable_overrides_its_default(monkeypatch, tmp_path):
     assert settings.sample_data_dir == tmp_path / "uf_sample_data_dir"
     assert settings.contracts_dir == tmp_path / "uf_contracts_dir"
     assert settings.warehouse_path == tmp_path / "uf_warehouse_path"
+
+
+def test_kafka_clients_are_plaintext_unless_the_environment_says_otherwise(monkeypatch):
+    for name in ("SECURITY_PROTOCOL", "SASL_MECHANISM", "SASL_USERNAME", "SSL_CAFILE"):
+        monkeypatch.delenv(f"UF_KAFKA_{name}", raising=False)
+    assert KafkaSecurity.from_env().client_options() == {"security_protocol": "PLAINTEXT"}
+
+
+def test_sasl_ssl_credentials_reach_kafka_python_and_airflow_and_never_a_repr(
+    monkeypatch, tmp_path
+):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setenv("UF_KAFKA_SECURITY_PROTOCOL", "sasl_ssl")
+    monkeypatch.setenv("UF_KAFKA_SASL_USERNAME", "urbanflow")
+    monkeypatch.setenv("UF_KAFKA_SASL_PASSWORD", "pa55word")
+    monkeypatch.setenv("UF_KAFKA_SSL_CAFILE", str(ca))
+    security = KafkaSecurity.from_env()
+
+    assert security.client_options() == {
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "urbanflow",
+        "sasl_plain_password": "pa55word",
+        "ssl_cafile": str(ca),
+    }
+    extra = json.loads(airflow_kafka_connection("kafka:9092", "urbanflow-airflow"))["extra"]
+    assert extra == {
+        "bootstrap.servers": "kafka:9092",
+        "group.id": "urbanflow-airflow",
+        "auto.offset.reset": "earliest",
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "urbanflow",
+        "sasl.password": "pa55word",
+        "ssl.ca.location": str(ca),
+    }
+    assert "pa55word" not in repr(security)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"UF_KAFKA_SECURITY_PROTOCOL": "TLS"}, r"UF_KAFKA_SECURITY_PROTOCOL='TLS' is not one of"),
+        ({"UF_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, r"needs UF_KAFKA_SASL_USERNAME and"),
+        (
+            {"UF_KAFKA_SECURITY_PROTOCOL": "SSL", "UF_KAFKA_SSL_CAFILE": "/nowhere/ca.pem"},
+            r"UF_KAFKA_SSL_CAFILE=/nowhere/ca.pem is not a file",
+        ),
+        ({"UF_KAFKA_SASL_MECHANISM": "GSSAPI"}, r"UF_KAFKA_SASL_MECHANISM='GSSAPI' is not one"),
+    ],
+)
+def test_bad_kafka_security_settings_are_refused_by_name(monkeypatch, env, message):
+    for name in ("SECURITY_PROTOCOL", "SASL_USERNAME", "SASL_PASSWORD", "SSL_CAFILE"):
+        monkeypatch.delenv(f"UF_KAFKA_{name}", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=message):
+        KafkaSecurity.from_env()

@@ -1,0 +1,44 @@
+"""What every kafka-python client of ours is built with, and the one error each failure becomes.
+
+The security options (TLS, SASL/SCRAM) come from `connectors.settings.KafkaSecurity`, the same for
+the sources, the sink, the dead-letter tools, the admin client and the partner API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kafka.errors import KafkaError, SaslAuthenticationFailedError
+
+from connectors.errors import BrokerUnavailableError
+from connectors.settings import KafkaSecurity
+
+
+def client_options() -> dict[str, Any]:
+    """Security keyword arguments for a KafkaProducer, KafkaConsumer or KafkaAdminClient."""
+    return KafkaSecurity.from_env().client_options()
+
+
+def unreachable(bootstrap: str, error: KafkaError) -> BrokerUnavailableError:
+    """One line naming the broker, what went wrong and the fix; never kafka-python's traceback."""
+    security = KafkaSecurity.from_env()
+    if isinstance(error, SaslAuthenticationFailedError):
+        return BrokerUnavailableError(
+            f"Kafka at {bootstrap} refused user {security.sasl_username!r} "
+            f"({security.sasl_mechanism}): check UF_KAFKA_SASL_USERNAME and UF_KAFKA_SASL_PASSWORD"
+        )
+    if security.uses_sasl:  # kafka-python reports refused credentials as a lost connection
+        return BrokerUnavailableError(
+            f"no Kafka broker answers at {bootstrap} over {security.protocol} as user "
+            f"{security.sasl_username!r}: check UF_KAFKA_BOOTSTRAP, UF_KAFKA_SASL_USERNAME / "
+            "UF_KAFKA_SASL_PASSWORD and UF_KAFKA_SSL_CAFILE (the CA of the broker's certificate)"
+        )
+    if security.uses_tls:
+        return BrokerUnavailableError(
+            f"no Kafka broker answers at {bootstrap} over {security.protocol}: check "
+            "UF_KAFKA_BOOTSTRAP and UF_KAFKA_SSL_CAFILE (the CA of the broker's certificate)"
+        )
+    return BrokerUnavailableError(
+        f"no Kafka broker answers at {bootstrap}; start one with `make up` "
+        "or set UF_KAFKA_BOOTSTRAP / UF_KAFKA_PORT"
+    )
