@@ -183,13 +183,102 @@ def test_default_kafka_node_starts_without_a_profile():
     assert env_of(services()[defaults[0]])["KAFKA_CONTROLLER_QUORUM_VOTERS"].count("@") == 1
 
 
+# -- Kafka security: SASL/SCRAM over TLS, nothing plaintext ---------------------------------------
+BROKER_ENTRYPOINT = REPO_ROOT / "infra" / "kafka" / "compose-broker.sh"
+TLS_PROTOCOLS = {"SSL", "SASL_SSL"}
+
+
+def listener_protocols(env: dict[str, str]) -> dict[str, str]:
+    """Listener name -> security protocol, from KAFKA_LISTENER_SECURITY_PROTOCOL_MAP."""
+    pairs = (item.split(":", 1) for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    return {name.strip(): protocol.strip() for name, protocol in pairs}
+
+
+def listener_names(value: str) -> set[str]:
+    return {item.split("://", 1)[0] for item in value.split(",") if item}
+
+
+def kafka_clients() -> dict[str, dict[str, str]]:
+    """Every service that talks to Kafka (it is given UF_KAFKA_BOOTSTRAP), with its environment."""
+    return {
+        name: env_of(svc) for name, svc in services().items() if "UF_KAFKA_BOOTSTRAP" in env_of(svc)
+    }
+
+
+def test_no_kafka_listener_is_plaintext_and_clients_get_sasl_ssl_with_scram():
+    for name, svc in kafka_services().items():
+        env = env_of(svc)
+        protocols = listener_protocols(env)
+        used = listener_names(env["KAFKA_LISTENERS"]) | listener_names(
+            env["KAFKA_ADVERTISED_LISTENERS"]
+        )
+        assert used <= set(protocols), name
+        assert {protocols[listener] for listener in used} <= TLS_PROTOCOLS, name
+        advertised = listener_names(env["KAFKA_ADVERTISED_LISTENERS"])
+        assert {protocols[listener] for listener in advertised} == {"SASL_SSL"}, name
+        assert protocols[env["KAFKA_INTER_BROKER_LISTENER_NAME"]] == "SASL_SSL", name
+        assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512", name
+        assert env["KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL"] == "SCRAM-SHA-512", name
+
+
+def test_no_kafka_port_is_published_to_the_host():
+    assert {name: svc["ports"] for name, svc in kafka_services().items() if "ports" in svc} == {}
+
+
+def test_brokers_log_in_to_each_other_with_a_password_from_the_environment():
+    for name, svc in kafka_services().items():
+        env = env_of(svc)
+        jaas = env["KAFKA_LISTENER_NAME_SASL__SSL_SCRAM___SHA___512_SASL_JAAS_CONFIG"]
+        assert "ScramLoginModule required" in jaas, name
+        password = re.search(r'password="([^"]*)"', jaas)
+        assert password and ENV_REFERENCE.match(password[1]), f"{name}: literal JAAS password"
+        assert ENV_REFERENCE.match(env["KAFKA_BROKER_SASL_PASSWORD"]), name
+        assert ENV_REFERENCE.match(env["UF_KAFKA_SASL_PASSWORD"]), name
+
+
+def test_each_node_formats_its_storage_with_the_scram_users_through_the_mounted_entrypoint():
+    script = BROKER_ENTRYPOINT.read_text(encoding="utf-8")
+    formatted_map = re.search(r"^listener\.security\.protocol\.map=(.*)$", script, re.M)[1]
+    for name, svc in kafka_services().items():
+        assert svc["entrypoint"] == ["/opt/urbanflow/compose-broker.sh"], name
+        mounts = {volume.rsplit(":", 2)[1]: volume.split(":", 1)[0] for volume in svc["volumes"]}
+        assert mounts["/opt/urbanflow/compose-broker.sh"] == "./infra/kafka/compose-broker.sh"
+        assert "/etc/kafka/secrets" in mounts, f"{name}: no keystore folder mounted"
+        # the storage is formatted with the listeners the broker then runs
+        assert formatted_map == env_of(svc)["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"], name
+        assert "--command-config /tmp/urbanflow-healthcheck.properties" in " ".join(
+            svc["healthcheck"]["test"]
+        ), f"{name}: a plaintext healthcheck cannot reach a SASL_SSL-only broker"
+    assert script.count("--add-scram") == 2
+    assert os.access(BROKER_ENTRYPOINT, os.X_OK)
+
+
+def test_every_kafka_client_container_uses_sasl_ssl_and_trusts_the_mounted_ca():
+    clients = kafka_clients()
+    assert {"sink", "topics-init", "ingest-api", "airflow-triggerer"} <= set(clients)
+    for name, env in clients.items():
+        assert env["UF_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL", name
+        assert env["UF_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512", name
+        assert env["UF_KAFKA_SASL_USERNAME"], name
+        assert ENV_REFERENCE.match(env["UF_KAFKA_SASL_PASSWORD"]), name
+        targets = {volume.rsplit(":", 2)[1] for volume in services()[name].get("volumes", [])}
+        assert env["UF_KAFKA_SSL_CAFILE"] in targets, f"{name}: the CA file is not mounted"
+
+
 # -- secrets ---------------------------------------------------------------------------------------
+#: The apache/kafka image's names of files in its secrets folder (a keystore, the file holding its
+#: password) and their types: a key word in the name, no secret in the value.
+SECRET_FILE_SETTINGS = ("_FILENAME", "_CREDENTIALS", "_TYPE", "_LOCATION")
+
+
 def test_every_secret_setting_is_an_environment_reference_not_a_literal():
     literals = {
         f"{name}.{key}": value
         for name, svc in services().items()
         for key, value in env_of(svc).items()
-        if any(word in key.upper() for word in SECRET_WORDS) and not ENV_REFERENCE.match(value)
+        if any(word in key.upper() for word in SECRET_WORDS)
+        and not key.endswith(SECRET_FILE_SETTINGS)
+        and not ENV_REFERENCE.match(value)
     }
     assert literals == {}
 
@@ -302,7 +391,7 @@ def test_every_named_volume_a_service_mounts_is_declared():
         f"{name}: {volume.split(':', 1)[0]}": volume.split(":", 1)[0]
         for name, svc in services().items()
         for volume in svc.get("volumes", [])
-        if not volume.startswith((".", "/"))
+        if not volume.startswith((".", "/", "${"))  # bind mounts of host paths
     }
     assert named, "no service mounts a named volume"
     assert {mount for mount, source in named.items() if source not in declared} == set()
@@ -516,6 +605,12 @@ def test_the_watchers_kafka_connection_is_the_one_the_transform_dag_names(
         # its own consumer group: sharing the sink's would steal the sink's partitions
         assert extra["group.id"] and extra["group.id"] != settings.base.sink_group, name
         assert extra["auto.offset.reset"] == "earliest", name
+        # the same user and CA as every other client of the container
+        assert extra["security.protocol"] == env["UF_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL", name
+        assert extra["sasl.mechanism"] == env["UF_KAFKA_SASL_MECHANISM"], name
+        assert extra["sasl.username"] == env["UF_KAFKA_SASL_USERNAME"], name
+        assert extra["sasl.password"] == env["UF_KAFKA_SASL_PASSWORD"], name
+        assert extra["ssl.ca.location"] == env["UF_KAFKA_SSL_CAFILE"], name
         stray = [k for k in env if k.startswith("AIRFLOW_CONN_") and "KAFKA" in k and k != key]
         assert stray == [], name
 
