@@ -85,6 +85,22 @@ def served_rows(serving: Path) -> int:
     return int(row[0][0]) if row else 0
 
 
+def pause_when_idle(client: AirflowClient) -> None:
+    """Pause the transform DAG with none of its runs queued or running: Airflow stops scheduling
+    the tasks of a paused DAG's runs too, so a run caught by the pause would never end."""
+
+    def active() -> bool:
+        return any(r["state"] in ("queued", "running") for r in client.runs(TRANSFORM, 5))
+
+    while True:
+        while active():
+            time.sleep(1)
+        client.pause(TRANSFORM)
+        if not active():
+            return
+        client.unpause(TRANSFORM)  # a run started just before the pause: let it finish
+
+
 def percentile(ordered: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
@@ -233,9 +249,7 @@ def main() -> None:
                 gate_s.append(states["gate_and_publish"]["duration"] or 0.0)
             memory = rss_by_component(var_dir)
 
-            client.pause(TRANSFORM)
-            while any(r["state"] in ("queued", "running") for r in client.runs(TRANSFORM, 5)):
-                time.sleep(1)
+            pause_when_idle(client)
             body = b'{"events":[%b]}' % event(source, f"fresh-{run_id}-plain", args.events)
             http.post("/v1/events", content=body, headers=headers).raise_for_status()
             time.sleep(2)

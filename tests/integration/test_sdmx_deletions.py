@@ -33,8 +33,8 @@ V1, V2 = "org.urbanflow.stats.observation.v1", "org.urbanflow.stats.observation.
 #: world publishes KNBS series too), and each warehouse here loads the whole topic.
 AGENCY = f"KNBST{uuid.uuid4().hex[:6].upper()}"
 SOURCE_URN = f"urn:nso:{AGENCY.lower()}"
-#: Years no sample feed publishes (they start in 2018): int_indicators__observations keys SDMX
-#: rows by series key and period, without the publisher.
+#: Years no sample feed publishes (they start in 2018), so the marts' rows of this publisher are
+#: easy to tell from the sample world's.
 FIRST_YEAR = 2013
 
 

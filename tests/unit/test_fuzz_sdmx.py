@@ -38,10 +38,15 @@ XML_SPECIMENS = [
     "ecb_exr_ml21_generic_ts.xml",
     "ecb_exr_ml21_ss_ts.xml",
     "ml30_two_measures_ss.xml",  # measures read with lxml beside sdmx1
-    "rest/unicef_global_dataflow.xml",
+    "rest/insee_cna_2010_conso_si_a17.xml",  # recorded answers of national statistics offices
+    "rest/istat_22_289.xml",
 ]
 #: The DSDs the structure-specific specimens need.
-DSD_SPECIMENS = ["ecb_exr_ml21_structure.xml", "ml30_two_measures_structure.xml"]
+DSD_SPECIMENS = [
+    "ecb_exr_ml21_structure.xml",
+    "ml30_two_measures_structure.xml",
+    "rest/istat_22_289_structure.xml",
+]
 CSV_SPECIMENS = ["csv_v1.csv", "csv_v2.csv", "csv_v2_labels.csv"]
 
 HUGE = ["1e999", "-1e999", "9" * 400, "NaN", "Infinity", "1" * 5000, "-0", "0x1F"]

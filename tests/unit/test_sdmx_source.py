@@ -4,8 +4,10 @@ re-published observations, against recorded responses served on 127.0.0.1 (no ne
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import sdmx
@@ -18,36 +20,87 @@ from connectors.sources.sdmx.settings import agency_data_url, known_agencies
 
 REST = Path(__file__).resolve().parents[1] / "fixtures" / "sdmx" / "rest"
 XML = "application/vnd.sdmx.genericdata+xml;version=2.1"
-#: agency -> (dataflow, key, recorded full answer, recorded answer to updatedAfter or None)
+SS = "application/vnd.sdmx.structurespecificdata+xml;version=2.1"
+STRUCTURE = "application/vnd.sdmx.structure+xml;version=2.1"
+#: An observation element, generic (`<generic:Obs>`) or structure-specific (`<Obs .../>`)
+OBS = re.compile(rb"<(?:generic:)?Obs[\s>]")
+
+
+class Recorded(NamedTuple):
+    """How an agency answers here: recorded responses (tests/fixtures/sdmx/README.md)."""
+
+    flow: str
+    key: str
+    #: the answer to data/<flow>/<key>, and its media type
+    data: str
+    media_type: str
+    #: the agency id the answer's references carry: its events come from urn:nso:<maintainer>
+    maintainer: str
+    #: the answer to the same query with updatedAfter; None: SDMX's NoResultsFound (HTTP 404)
+    changes: str | None = None
+    #: the structure query the data needs (structure-specific data) and the answer to it
+    structure: tuple[str, str] | None = None
+
+
 RECORDED = {
-    "UNICEF": (
-        "GLOBAL_DATAFLOW",
-        "KEN+UGA.WS_PPL_W-SM._T",
-        "unicef_global_dataflow.xml",
-        "unicef_global_dataflow_changes.xml",
+    # INSEE (France), SDMX-ML 2.1 generic; the changes answer is derived from it (README)
+    "INSEE": Recorded(
+        "CNA-2010-CONSO-SI-A17",
+        "S13.P3.A10-BE.IPCH",
+        "insee_cna_2010_conso_si_a17.xml",
+        XML,
+        "FR1",
+        changes="insee_cna_2010_conso_si_a17_changes.xml",
     ),
-    "ECB": ("EXR", "M..EUR.SP00.E", "ecb_exr.xml", None),
+    # ISTAT (Italy), SDMX-ML 2.1 structure-specific: its DSD is asked for from the same service
+    "ISTAT": Recorded(
+        "22_289",
+        ".IT..1+2.TOTAL.99",
+        "istat_22_289.xml",
+        SS,
+        "IT1",
+        structure=(
+            "/ISTAT/dataflow/IT1/22_289/1.0?references=datastructure",
+            "istat_22_289_structure.xml",
+        ),
+    ),
+    "ECB": Recorded("EXR", "M..EUR.SP00.E", "ecb_exr.xml", XML, "ECB"),
 }
 
 
 @pytest.fixture
 def agency_server(monkeypatch: pytest.MonkeyPatch):
-    """Every agency in RECORDED answered by a local server, at the path sdmx1 would query."""
+    """Every agency in RECORDED answered by a local server, at the paths sdmx1 would query."""
 
     def route(path: str, query: dict[str, str]) -> tuple[int, str, bytes]:
-        for agency, (flow, _key, full, changes) in RECORDED.items():
-            if path.startswith(f"/{agency}/data/{flow}"):
+        for agency, recorded in RECORDED.items():
+            if path.startswith(f"/{agency}/data/{recorded.flow}"):
                 if "updatedAfter" in query:
-                    if changes is None:
+                    if recorded.changes is None:
                         return 404, "text/plain", b"NoResultsFound"
-                    return 200, XML, (REST / changes).read_bytes()
-                return 200, XML, (REST / full).read_bytes()
+                    return 200, recorded.media_type, (REST / recorded.changes).read_bytes()
+                return 200, recorded.media_type, (REST / recorded.data).read_bytes()
+            if recorded.structure and path == recorded.structure[0].split("?")[0]:
+                return 200, STRUCTURE, (REST / recorded.structure[1]).read_bytes()
         return 404, "text/plain", b"no such resource"
 
     with serve(route) as (base, requests):
         for agency in RECORDED:
             monkeypatch.setattr(sdmx.source.sources[agency], "url", f"{base}/{agency}")
         yield requests
+
+
+def _agency_config(agency: str, tmp_path: Path, **settings: object) -> SdmxConfig:
+    """`--set agency=<agency> --set flow=... --set key=...` as RECORDED has them; DSDs fetched
+    are kept under tmp_path."""
+    recorded = RECORDED[agency]
+    return SdmxConfig(
+        agency=agency,
+        flow=recorded.flow,
+        key=recorded.key,
+        structures_dir=str(tmp_path / "structures"),
+        **settings,
+    )
 
 
 def _clock(*moments: str):
@@ -79,65 +132,79 @@ def test_agency_and_flow_are_set_with_set_options() -> None:
 
 
 @pytest.mark.parametrize("agency", sorted(RECORDED))
-def test_an_agency_by_name_is_pulled_from_its_recorded_response(agency_server, agency) -> None:
-    flow, key, full, _ = RECORDED[agency]
+def test_an_agency_by_name_is_pulled_from_its_recorded_response(
+    agency_server, agency, tmp_path
+) -> None:
+    recorded = RECORDED[agency]
     source = SdmxSource()
     source.clock = _clock("2026-11-30T06:00:00")
 
-    records, state = _run(source, SdmxConfig(agency=agency, flow=flow, key=key), {})
+    records, state = _run(source, _agency_config(agency, tmp_path), {})
 
-    expected = (REST / full).read_bytes().count(b"<generic:Obs>")
-    assert len(records) == expected > 0
-    assert agency_server == [f"/{agency}/data/{flow}/{key}"]
-    assert state["pulled"] == {f"{agency}/{flow}/{key}": "2026-11-30T06:00:00Z"}
-    assert {r.source for r in records} == {f"urn:nso:{agency.lower()}"}
+    assert len(records) == len(OBS.findall((REST / recorded.data).read_bytes())) > 0
+    data_query = f"/{agency}/data/{recorded.flow}/{recorded.key}"
+    assert agency_server == [data_query, *(recorded.structure or ())[:1]]
+    assert state["pulled"] == {f"{agency}/{recorded.flow}/{recorded.key}": "2026-11-30T06:00:00Z"}
+    assert {r.source for r in records} == {f"urn:nso:{recorded.maintainer.lower()}"}
 
 
 def test_the_next_pull_asks_for_changes_since_the_last_one_and_sends_only_the_revision(
-    agency_server,
+    agency_server, tmp_path
 ) -> None:
-    flow, key, _, _ = RECORDED["UNICEF"]
+    recorded = RECORDED["INSEE"]
     source = SdmxSource()
     source.clock = _clock("2026-11-20T06:00:00", "2026-11-27T06:00:00")
-    config = SdmxConfig(agency="UNICEF", flow=flow, key=key)
+    config = _agency_config("INSEE", tmp_path)
 
     first, state = _run(source, config, {})
     second, state = _run(source, config, state)
 
-    assert agency_server[1] == (f"/UNICEF/data/{flow}/{key}?updatedAfter=2026-11-20T06%3A00%3A00Z")
-    assert len(first) == 6
-    assert [(r.data["series_key"], r.data["time_period"], r.data["value"]) for r in second] == [
-        ("KEN.WS_PPL_W-SM._T", "2022", 64.2)
+    assert agency_server[1] == (
+        f"/INSEE/data/{recorded.flow}/{recorded.key}?updatedAfter=2026-11-20T06%3A00%3A00Z"
+    )
+    assert len(first) == len(OBS.findall((REST / recorded.data).read_bytes())) == 2
+    assert [(r.data["series_key"], r.data["time_period"], r.data["value"]) for r in first] == [
+        ("S13.P3.A10-BE.IPCH", "2014", 89.9),
+        ("S13.P3.A10-BE.IPCH", "2013", 92.7),
     ]
-    assert state["pulled"][f"UNICEF/{flow}/{key}"] == "2026-11-27T06:00:00Z"
+    # the changes answer holds 2014 revised to 90.3 (and 2013 unchanged, so left out)
+    assert [(r.data["series_key"], r.data["time_period"], r.data["value"]) for r in second] == [
+        ("S13.P3.A10-BE.IPCH", "2014", 90.3)
+    ]
+    assert state["pulled"][f"INSEE/{recorded.flow}/{recorded.key}"] == "2026-11-27T06:00:00Z"
 
 
-def test_no_results_to_an_incremental_pull_is_nothing_new_not_an_error(agency_server) -> None:
-    flow, key, _, _ = RECORDED["ECB"]
+def test_no_results_to_an_incremental_pull_is_nothing_new_not_an_error(
+    agency_server, tmp_path
+) -> None:
+    recorded = RECORDED["ECB"]
     source = SdmxSource()
     source.clock = _clock("2026-11-20T06:00:00", "2026-11-27T06:00:00")
-    config = SdmxConfig(agency="ECB", flow=flow, key=key)
+    config = _agency_config("ECB", tmp_path)
     _, state = _run(source, config, {})
 
     again, state = _run(source, config, state)
 
     assert again == []
     assert "updatedAfter=" in agency_server[-1]
-    assert state["pulled"][f"ECB/{flow}/{key}"] == "2026-11-27T06:00:00Z"
+    assert state["pulled"][f"ECB/{recorded.flow}/{recorded.key}"] == "2026-11-27T06:00:00Z"
 
 
 def test_incremental_false_always_pulls_everything_and_sends_nothing_unchanged(
-    agency_server,
+    agency_server, tmp_path
 ) -> None:
-    flow, key, _, _ = RECORDED["UNICEF"]
+    recorded = RECORDED["ISTAT"]
+    assert recorded.structure is not None
     source = SdmxSource()
     source.clock = _clock("2026-11-20T06:00:00", "2026-11-27T06:00:00")
-    config = SdmxConfig(agency="UNICEF", flow=flow, key=key, incremental=False)
+    config = _agency_config("ISTAT", tmp_path, incremental=False)
 
-    _, state = _run(source, config, {})
+    first, state = _run(source, config, {})
     again, _ = _run(source, config, state)
 
-    assert "updatedAfter" not in agency_server[-1]
+    data_query = f"/ISTAT/data/{recorded.flow}/{recorded.key}"
+    assert agency_server == [data_query, recorded.structure[0], data_query]  # the DSD kept
+    assert len(first) == len(OBS.findall((REST / recorded.data).read_bytes())) == 8
     assert again == []
 
 
@@ -218,8 +285,6 @@ def test_a_rerun_from_the_same_state_resends_the_same_event_ids(tmp_path) -> Non
 
 
 FIXTURES = REST.parent
-SS = "application/vnd.sdmx.structurespecificdata+xml;version=2.1"
-STRUCTURE = "application/vnd.sdmx.structure+xml;version=2.1"
 #: data query -> (its structure-specific answer, the structure query it needs, the answer to it)
 SERVED_WITHOUT_DSD = {
     # recorded ECB specimens: SDMX-ML 2.1 data naming its DSD ECB:ECB_EXR_NG(1.0)
@@ -227,6 +292,13 @@ SERVED_WITHOUT_DSD = {
         "ecb_exr_ml21_ss_ts.xml",
         "/ws/datastructure/ECB/ECB_EXR_NG/1.0?references=all",
         "ecb_exr_ml21_structure.xml",
+    ),
+    # recorded ISTAT answer whose data set's structureRef is not its header's structureID: the
+    # dataflow its header names is asked for with its DSD
+    "/ws/data/22_289/.IT..1+2.TOTAL.99": (
+        "rest/istat_22_289.xml",
+        "/ws/dataflow/IT1/22_289/1.0?references=datastructure",
+        "rest/istat_22_289_structure.xml",
     ),
     # SDMX-ML 3.0 data naming only its dataflow: the dataflow is asked for with its DSD
     "/ws/data/DF_CITY_SDG_2M/A.KEN..EN_LND_SLUM._T": (
@@ -280,3 +352,32 @@ def test_a_dsd_the_service_cannot_give_refuses_the_run_naming_its_url(tmp_path) 
         "could not fetch: HTTP 404 Not Found"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_structure_specific_data_naming_another_structure_id_is_read_with_the_dsd_it_names() -> (
+    None
+):
+    """ISTAT's data set says structureRef="IT1_DCIS_POPRES1_1_0", its header structureID
+    "IT1_22_289_1_0": sdmx1 then reads it only when given the DSD, so the DSD is found from
+    what the header names (its dataflow IT1:22_289(1.0), the DSD in its namespace URN)."""
+    data = REST / "istat_22_289.xml"
+    dsd = REST / "istat_22_289_structure.xml"
+    others = [FIXTURES / "ecb_exr_ml21_structure.xml", FIXTURES / "ml30_two_measures_structure.xml"]
+    with pytest.raises(sdmx.exceptions.XMLParseError, match="No DSD when creating DataSet"):
+        sdmx.read_sdmx(data)  # sdmx1 alone
+
+    observations = read_feeds([*others, dsd, data])  # found by the DSD its namespace names
+
+    assert len(observations) == len(OBS.findall(data.read_bytes())) == 8
+    assert {o.dataflow for o in observations} == {"IT1:DCIS_POPRES1(1.0)"}
+    assert [(o.series_key, o.time_period, o.value) for o in observations[3:5]] == [
+        ("A.IT.JAN.1.TOTAL.99", "2022", 28747417),
+        ("A.IT.JAN.2.TOTAL.99", "2019", 30685478),
+    ]
+    assert observations[3].attributes == {"OBS_STATUS": "e"}
+    with pytest.raises(SourceFormatError) as caught:
+        read_feeds([*others, data])
+    assert str(caught.value) == (
+        f"{data}: structure-specific data needs its data structure definition "
+        "IT1:DCIS_POPRES1(1.0): add the structure message (DSD) to the inputs"
+    )

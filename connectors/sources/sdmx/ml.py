@@ -16,6 +16,12 @@ refused, naming the DSD, when there is none. A message fetched from a REST servi
 given a `resolve` callable that fetches the dataflow or DSD it names (the source does so from the
 same service and caches the answer).
 
+sdmx1 2.28 reads a structure-specific data set without its DSD only when the data set's
+`structureRef` is the header's `structureID`; otherwise ("No DSD when creating DataSet") it cannot
+read the message at all, so cannot say which DSD it needs. ISTAT answers so (header
+`IT1_22_289_1_0`, data set `IT1_DCIS_POPRES1_1_0`). `header_structure` then reads the dataflow or
+DSD the header names with lxml, and the message is read with that DSD (test_sdmx_source.py).
+
 SDMX 3.0 lets a DSD declare several measures, and structure-specific data then carries each as an
 attribute of `Obs`; sdmx1 2.28 reads only the first and refuses the message on the second
 (`KeyError`). `split_measures` takes every measure out with lxml, keyed by data set and full
@@ -28,6 +34,7 @@ import contextlib
 import io
 import logging
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
@@ -163,12 +170,27 @@ def _dsd_for(message: Any, structures: Mapping[str, Any]) -> Any:
             found = structures.get(name) if name else None
             if found is not None:
                 return getattr(found, "structure", None) if hasattr(found, "structure") else found
-    # SDMX 3.0 data names its dataflow, and a DSD file often comes without one: with a single
-    # DSD among the inputs there is nothing to choose.
+    return _only_dsd(structures)
+
+
+def _only_dsd(structures: Mapping[str, Any]) -> Any:
+    """The one DSD among `structures`, or None: SDMX 3.0 data names its dataflow, and a DSD file
+    often comes without one, so with a single DSD there is nothing to choose."""
     dsds = {
         id(v): v for v in structures.values() if isinstance(v, common.BaseDataStructureDefinition)
     }
     return next(iter(dsds.values())) if len(dsds) == 1 else None
+
+
+def _named_dsd(wanted: Iterable[Wanted], structures: Mapping[str, Any]) -> Any:
+    """The DSD of the first dataflow or DSD in `wanted` found in `structures` (by reference,
+    then by id), else the only DSD there, else None."""
+    for _, reference in wanted:
+        identifier = reference.partition(":")[2].partition("(")[0]
+        found = structures.get(reference) or structures.get(identifier)
+        if found is not None:
+            return getattr(found, "structure", None) if hasattr(found, "structure") else found
+    return _only_dsd(structures)
 
 
 def _wanted(message: Any) -> Wanted | None:
@@ -179,6 +201,49 @@ def _wanted(message: Any) -> Wanted | None:
         if reference := _reference(data_set.structured_by):
             return "datastructure", reference
     return None
+
+
+#: The DSD a structure-specific message's header names in its `namespace` URN
+_NAMESPACE_DSD = re.compile(r"DataStructure=([\w.@-]+:[\w.@-]+\([\w.]+\))")
+
+
+def header_structure(payload: bytes) -> tuple[Wanted, ...]:
+    """The structures the header of a structure-specific SDMX-ML 2.1 message names, read with
+    lxml for messages sdmx1 cannot read without their DSD (see the module docstring): the
+    dataflow (`StructureUsage`) or DSD (`Structure`) of its `Ref`, then the DSD of its
+    `namespace` URN. Nothing for any other message, or one that is not well-formed."""
+    kinds: dict[str, Literal["dataflow", "datastructure"]] = {
+        "StructureUsage": "dataflow",
+        "Structure": "datastructure",
+    }
+    refs: list[Wanted] = []
+    named: list[Wanted] = []
+    path: list[str] = []
+    events = etree.iterparse(
+        io.BytesIO(payload), events=("start", "end"), resolve_entities=False, no_network=True
+    )
+    try:
+        for event, element in events:
+            name = _local(element)
+            if event == "end":
+                path.pop()
+                if name == "Header":
+                    break
+                continue
+            path.append(name)
+            if len(path) == 1 and not name.startswith("StructureSpecific"):
+                return ()
+            if path[1:] == ["Header", "Structure"]:
+                if urn := _NAMESPACE_DSD.search(element.get("namespace") or ""):
+                    named.append(("datastructure", urn[1]))
+            elif len(path) == 5 and path[1:3] == ["Header", "Structure"] and name == "Ref":
+                agency, identifier = element.get("agencyID"), element.get("id")
+                version = element.get("version")
+                if path[3] in kinds and agency and identifier and version:
+                    refs.append((kinds[path[3]], f"{agency}:{identifier}({version})"))
+    except (etree.LxmlError, ValueError):  # lxml raises both on malformed XML
+        return ()
+    return tuple(refs + named)
 
 
 def parse_sdmx_ml(
@@ -192,7 +257,22 @@ def parse_sdmx_ml(
     structure-specific message whose DSD is not in `structures` asks `resolve` for it."""
     structures = structures or {}
     measures: MeasuresByKey | None = None
-    message = _read(payload, origin)
+    dsd = None
+    try:
+        message = _read(payload, origin)
+    except SourceFormatError:
+        if not (named := header_structure(payload)):
+            raise
+        dsd = _named_dsd(named, structures)
+        if dsd is None and resolve is not None:
+            dsd = _named_dsd(named, resolve(named[0]))
+        if dsd is None:
+            raise SourceFormatError(
+                origin,
+                f"structure-specific data needs its data structure definition {named[-1][1]}: "
+                "add the structure message (DSD) to the inputs",
+            ) from None
+        message = _read(payload, origin, structure=dsd)
     actions = data_set_actions(payload)
     if isinstance(message, sdmx.message.ErrorMessage):
         raise SourceFormatError(
@@ -201,7 +281,8 @@ def parse_sdmx_ml(
     if not isinstance(message, sdmx.message.DataMessage):
         raise SourceFormatError(origin, f"not an SDMX data message ({type(message).__name__})")
     if _is_structure_specific(message):
-        dsd = _dsd_for(message, structures)
+        if dsd is None:  # not read with the DSD the header names (above): find it
+            dsd = _dsd_for(message, structures)
         if dsd is None and resolve is not None and (wanted := _wanted(message)) is not None:
             dsd = _dsd_for(message, {**structures, **resolve(wanted)})
         if dsd is None:

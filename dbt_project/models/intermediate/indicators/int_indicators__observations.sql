@@ -1,5 +1,7 @@
 -- SDG indicator observations from every statistics publisher (SDMX, World Bank, UN SDG API),
--- one row per publisher × series key × period (latest revision), harmonised to ISO 3166 countries,
+-- one row per publisher family × publisher (source_urn) × series key × period (latest revision):
+-- two statistics offices may publish the same series key (SDMX keys hold no agency), and neither
+-- may overwrite the other. Harmonised to ISO 3166 countries,
 -- UN/LOCODE cities, SDG series, sex and age groups, periods and units.
 --
 -- Incremental: a run recomputes only the observations that got a revision staged since the
@@ -16,6 +18,7 @@ with
         {% for publisher in publishers -%}
             select distinct
                 '{{ publisher }}' as data_source,
+                source_urn,
                 series_key,
                 time_period
             from {{ ref('stg_' ~ publisher ~ '__observations') }}
@@ -52,6 +55,7 @@ revisions as (
     inner join changed_observations
         on
             unioned.data_source = changed_observations.data_source
+            and unioned.source_urn = changed_observations.source_urn
             and unioned.series_key = changed_observations.series_key
             and unioned.time_period = changed_observations.time_period
     {%- endif %}
@@ -60,16 +64,16 @@ revisions as (
 
 latest_revisions as (
 
-    -- A revision is a new event with the same series key and period: keep the latest one.
+    -- A revision is a new event of the same publisher, series key and period: keep the latest.
     select
         *,
         count(*) over observation_window as revision_count,
         max(staged_at) over observation_window as last_staged_at
     from revisions
-    window observation_window as (partition by data_source, series_key, time_period)
+    window observation_window as (partition by data_source, source_urn, series_key, time_period)
     qualify
         row_number() over (
-            partition by data_source, series_key, time_period
+            partition by data_source, source_urn, series_key, time_period
             order by
                 event_time desc,
                 kafka_timestamp desc,
@@ -143,6 +147,7 @@ harmonised as (
     select
         -- grain
         coded.data_source,
+        coded.source_urn,
         coded.series_key,
         coded.time_period,
 
@@ -179,7 +184,6 @@ harmonised as (
 
         -- lineage of the kept revision
         coded.revision_count,
-        coded.source_urn,
         coded.source_detail,
         coded.event_id,
         coded.event_time,

@@ -6,7 +6,7 @@
 -- depends_on: {{ ref('stg_sdmx__observations') }}
 {{ config(post_hook="{{ delete_rows_of_deleted_observations(
     'service_access_key',
-    ['data_source', 'series_key', 'time_period'],
+    ['data_source', 'source_urn', 'series_key', 'time_period'],
     \"sdg_indicator in ('6.1.1', '6.2.1', '7.1.1', '11.6.1')\"
 ) }}") }}
 
@@ -21,7 +21,7 @@ observations as (
 )
 
 select
-    {{ surrogate_key(['data_source', 'series_key', 'time_period']) }} as service_access_key,
+    {{ surrogate_key(['data_source', 'source_urn', 'series_key', 'time_period']) }} as service_access_key,
     data_source,
     case sdg_indicator
         when '6.1.1' then 'water'

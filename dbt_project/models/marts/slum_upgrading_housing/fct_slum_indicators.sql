@@ -5,7 +5,7 @@
 -- depends_on: {{ ref('stg_sdmx__observations') }}
 {{ config(post_hook="{{ delete_rows_of_deleted_observations(
     'slum_indicator_key',
-    ['data_source', 'series_key', 'time_period'],
+    ['data_source', 'source_urn', 'series_key', 'time_period'],
     \"sdg_indicator = '11.1.1'\"
 ) }}") }}
 
@@ -20,7 +20,7 @@ observations as (
 )
 
 select
-    {{ surrogate_key(['data_source', 'series_key', 'time_period']) }} as slum_indicator_key,
+    {{ surrogate_key(['data_source', 'source_urn', 'series_key', 'time_period']) }} as slum_indicator_key,
     data_source,
     {{ indicator_place_period_columns() }},
     value as slum_population_pct,

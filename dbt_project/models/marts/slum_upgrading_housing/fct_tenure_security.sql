@@ -5,7 +5,7 @@
 -- depends_on: {{ ref('stg_sdmx__observations') }}
 {{ config(post_hook="{{ delete_rows_of_deleted_observations(
     'tenure_security_key',
-    ['data_source', 'series_key', 'time_period'],
+    ['data_source', 'source_urn', 'series_key', 'time_period'],
     \"sdg_indicator = '1.4.2'\"
 ) }}") }}
 
@@ -20,7 +20,7 @@ observations as (
 )
 
 select
-    {{ surrogate_key(['data_source', 'series_key', 'time_period']) }} as tenure_security_key,
+    {{ surrogate_key(['data_source', 'source_urn', 'series_key', 'time_period']) }} as tenure_security_key,
     data_source,
     case series_code
         when 'SP_LGL_LNDDOC' then 'documented'
