@@ -21,7 +21,9 @@ observations as (
 )
 
 select
-    {{ surrogate_key(['data_source', 'source_urn', 'series_key', 'time_period']) }} as service_access_key,
+    {{ surrogate_key([
+        'data_source', 'source_urn', 'series_key', 'time_period'
+    ]) }} as service_access_key,
     data_source,
     case sdg_indicator
         when '6.1.1' then 'water'

@@ -20,7 +20,9 @@ observations as (
 )
 
 select
-    {{ surrogate_key(['data_source', 'source_urn', 'series_key', 'time_period']) }} as slum_indicator_key,
+    {{ surrogate_key([
+        'data_source', 'source_urn', 'series_key', 'time_period'
+    ]) }} as slum_indicator_key,
     data_source,
     {{ indicator_place_period_columns() }},
     value as slum_population_pct,

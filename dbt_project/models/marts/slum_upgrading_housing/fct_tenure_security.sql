@@ -20,7 +20,9 @@ observations as (
 )
 
 select
-    {{ surrogate_key(['data_source', 'source_urn', 'series_key', 'time_period']) }} as tenure_security_key,
+    {{ surrogate_key([
+        'data_source', 'source_urn', 'series_key', 'time_period'
+    ]) }} as tenure_security_key,
     data_source,
     case series_code
         when 'SP_LGL_LNDDOC' then 'documented'
