@@ -601,27 +601,47 @@ def _kill_group_when(
 
 
 def _holding_open(pgid: int, path: Path) -> list[int]:
-    """Live processes of process group `pgid` that have `path` open."""
+    """Live processes of process group `pgid` that have `path` open (or may: a process whose
+    open files cannot be read any more but which is not gone yet counts as holding them)."""
     holders = []
     for pid in _group_members(pgid):
         try:
             links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
-        except OSError:  # exited meanwhile
+        except OSError:  # exiting: its files, and DuckDB's lock on one, go with its last thread
+            if _alive(pid):
+                holders.append(pid)
             continue
         if str(path) in links:
             holders.append(pid)
     return holders
 
 
+def _alive(pid: int) -> bool:
+    """Some thread of `pid` still runs. A killed multi-threaded process's leader shows as a
+    zombie while its other threads exit, and the process keeps its files until the last one."""
+    try:
+        threads = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return False
+    for thread in threads:
+        try:
+            state = (thread / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in "ZX":
+            return True
+    return False
+
+
 def _group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes of process group `pgid`."""
+    """Live processes of process group `pgid` (a zombie leader counts while a thread runs)."""
     members = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            state, _ppid, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
-        except (OSError, ValueError):
+            group = stat.read_text().rsplit(")", 1)[1].split()[2]
+        except (OSError, ValueError, IndexError):
             continue
-        if int(group) == pgid and state not in "ZX":
+        if int(group) == pgid and _alive(int(stat.parent.name)):
             members.append(int(stat.parent.name))
     return members
 
