@@ -330,14 +330,20 @@ def _caught_up(settings: Settings, topics: list[TopicSpec]) -> datetime | None:
 
 def _transform_publishing(client: AirflowClient) -> bool:
     """Is a transform run queued, or running and not yet past its publish?"""
+    return bool(_runs_before_publish(client))
+
+
+def _runs_before_publish(client: AirflowClient) -> set[str]:
+    """The transform runs queued, or running and not yet past their publish."""
+    pending = set()
     for run in client.runs(TRANSFORM_DAG, limit=5):
         if run["state"] == "queued":
-            return True
-        if run["state"] == "running":
+            pending.add(run["dag_run_id"])
+        elif run["state"] == "running":
             publish = client.task_state(TRANSFORM_DAG, run["dag_run_id"], PUBLISH_TASK)
             if publish not in ("success", "skipped"):
-                return True
-    return False
+                pending.add(run["dag_run_id"])
+    return pending
 
 
 def _published_run(
@@ -375,6 +381,10 @@ def _published_run(
         after_last_wake_up = settled and last_wake_up is not None and begun >= last_wake_up
         if not ((after_catch_up or after_last_wake_up) and serving.exists()):
             continue
+        # Two runs may be active: this one may find the events already built by an older one
+        # that has not published yet (and skip its own publish), so wait for every other run too.
+        if _runs_before_publish(client) - {run["dag_run_id"]}:
+            return None
         if run["state"] == "success":
             return run
         # published (or found nothing to publish): the node tasks may still be reporting
