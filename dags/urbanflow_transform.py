@@ -11,9 +11,10 @@ dbt runs through astronomer-cosmos in its watcher mode: one `dbt build` (task
 `dbt.dbt_producer_watcher`, through `urbanflow-dbt`, which holds the warehouse lock and builds what
 the refresh plan says) reports each model and test to its own task in the `dbt` group, with its own
 log; clearing one of those tasks re-runs that model alone. The node tasks start when the build has
-finished (two cores: they would only slow it down), only for the nodes it built (the others are
-skipped), at the lowest priority (a source run or the next build goes first), and publishing does
-not wait for them.
+finished, only for the nodes it built (the others are skipped), and publishing does not wait for
+them. They start in the triggerer (`start_from_trigger`, `infra/airflow/plugins/
+urbanflow_node_reports.py`), which ends a passed or skipped node's task itself: no worker process
+per node, so a run ends soon after it publishes and the next event finds a free run slot.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from datetime import timedelta
 
 from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 from airflow.sdk import Asset, AssetOrTimeSchedule, AssetWatcher, CronTriggerTimetable, dag, task
+from airflow.triggers.base import StartTriggerArgs
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode
 
@@ -30,6 +32,11 @@ from connectors.settings import OrchestrationSettings
 
 SETTINGS = OrchestrationSettings.from_env()
 DBT_PROJECT = SETTINGS.base.dbt_project_dir
+#: The node tasks' trigger, imported by the triggerer from Airflow's plugins folder.
+NODE_REPORT_TRIGGER = "urbanflow_node_reports.DbtNodeReportTrigger"
+#: A node task whose report has not come by then fails (a triggerer down for that long), which
+#: frees its run's slot; the build and publishing never wait for it.
+NODE_REPORT_TIMEOUT = timedelta(minutes=10)
 
 batch_landed = Asset(
     "urbanflow_batch_landed",
@@ -134,14 +141,42 @@ def _report_after_the_build(group: DbtTaskGroup):
 
     branch = built_nodes()
     build >> branch
+    _unchain(node_tasks)
     for node_task in node_tasks:
         branch >> node_task
         # a built model whose parents were not built this run still reports
         node_task.trigger_rule = "none_failed_min_one_success"
-        # reports only: every other task (a source run, the next run's build) takes a slot first
+        # reports only: if one needs a worker (an error, a re-run), every other task goes first
         node_task.priority_weight = 1
         node_task.weight_rule = "absolute"
+        _report_from_the_triggerer(node_task, build.task_id)
     return built_marker
+
+
+def _unchain(node_tasks: list) -> None:
+    """Drop Cosmos's node-to-node edges: the build has already run every node in dbt's order, so
+    each report can start at once instead of a wave of triggers per layer of the graph. A node the
+    build skipped after a failed parent reports skipped; the lineage stays in dbt's docs."""
+    ids = {t.task_id for t in node_tasks}
+    for node_task in node_tasks:
+        node_task.upstream_task_ids.difference_update(ids)
+        node_task.downstream_task_ids.difference_update(ids)
+
+
+def _report_from_the_triggerer(node_task, producer_task_id: str) -> None:
+    """Start the node task deferred, on the plugin's trigger; a failure or a re-run resumes it
+    on a worker in Cosmos's `execute_complete`."""
+    node_task.start_from_trigger = True
+    node_task.start_trigger_args = StartTriggerArgs(
+        trigger_cls=NODE_REPORT_TRIGGER,
+        trigger_kwargs={
+            "model_unique_id": node_task.model_unique_id,
+            "producer_task_id": producer_task_id,
+            "is_test_sensor": node_task.is_test_sensor,
+        },
+        next_method="execute_complete",
+        timeout=NODE_REPORT_TIMEOUT,
+    )
 
 
 def _status_key(node_task) -> str:

@@ -590,6 +590,17 @@ def test_airflow_reads_the_repos_schedule_file_from_its_dag_folder(orchestration
     assert (REPO_ROOT / "dags" / "sources.yml").is_file()
 
 
+def test_airflow_loads_the_node_report_trigger_from_the_repos_plugins_folder():
+    """The triggerer imports the transform DAG's node-report trigger from the plugins folder."""
+    copies = dockerfile_copies("airflow")
+    plugins_in_image = next(
+        dest for dest, source in copies.items() if source.rstrip("/") == "infra/airflow/plugins"
+    )
+    for name in airflow_services():
+        assert container_env(name)["AIRFLOW__CORE__PLUGINS_FOLDER"] == plugins_in_image, name
+    assert (REPO_ROOT / "infra" / "airflow" / "plugins" / "urbanflow_node_reports.py").is_file()
+
+
 def test_the_watchers_kafka_connection_is_the_one_the_transform_dag_names(
     orchestration_settings_in,
 ):

@@ -16,6 +16,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
+PLUGINS = REPO / "infra" / "airflow" / "plugins"
+#: The classpath the transform DAG gives its node tasks' trigger (dags/urbanflow_transform.py).
+NODE_REPORT_TRIGGER = "urbanflow_node_reports.DbtNodeReportTrigger"
 
 if importlib.util.find_spec("airflow") is None:
     pytest.skip(
@@ -152,6 +155,51 @@ def test_every_model_seed_snapshot_and_test_is_a_task_fed_by_one_dbt_build(dagba
     # node tasks only report: any other task waiting for a slot goes first
     reports = [t for t in node_tasks if "built" not in t.task_id]
     assert {(t.priority_weight, t.weight_rule) for t in reports} == {(1, "absolute")}
+    # ... all at once after the build, each started in the triggerer, on the plugin's trigger
+    assert {frozenset(t.upstream_task_ids) for t in reports} == {frozenset({"dbt.dbt_built_nodes"})}
+    assert all(t.start_from_trigger for t in reports)
+    assert {t.start_trigger_args.trigger_cls for t in reports} == {NODE_REPORT_TRIGGER}
+    assert {t.start_trigger_args.next_method for t in reports} == {"execute_complete"}
+    fct = dag.task_dict["dbt.fct_strategic_progress.test"].start_trigger_args.trigger_kwargs
+    assert fct == {
+        "model_unique_id": "model.urbanflow.fct_strategic_progress",
+        "producer_task_id": "dbt.dbt_producer_watcher",
+        "is_test_sensor": True,
+    }
+
+
+def test_the_triggerer_imports_the_node_report_trigger_from_the_plugins_folder(tmp_path):
+    """The node tasks' trigger comes from Airflow's plugins folder (as airflowctl and the image
+    set it), not from dags/, and serializes to the classpath it was loaded by."""
+    code = (
+        "import sys; assert not any(p.rstrip('/').endswith('dags') for p in sys.path);"
+        "from airflow.settings import prepare_syspath_for_config_and_plugins as prepare;"
+        "prepare();"
+        "from airflow.providers.common.compat.module_loading import import_string;"
+        f"trigger = import_string({NODE_REPORT_TRIGGER!r})('model.urbanflow.x', 'dbt.p', True);"
+        "print(trigger.serialize())"
+    )
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS),
+        "PYTHONPATH": "",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == repr(
+        (
+            NODE_REPORT_TRIGGER,
+            {
+                "model_unique_id": "model.urbanflow.x",
+                "producer_task_id": "dbt.p",
+                "is_test_sensor": True,
+                "poke_interval": 2.0,
+            },
+        )
+    )
 
 
 def test_the_triggerer_can_import_the_apply_function_outside_the_dag_bundle(tmp_path):
