@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -455,14 +455,16 @@ def _record_build(
 # --- dbt as Airflow runs it (Cosmos) -----------------------------------------------------------
 
 
-def dbt_main() -> None:
-    """`urbanflow-dbt <dbt args>`: the dbt executable the transform DAG gives Cosmos (DESIGN.md §5).
+def dbt_main(after_build: Callable[[Settings], None] | None = None) -> None:
+    """The body of `urbanflow-dbt <dbt args>` (`connectors.orchestration.dbt`), the dbt
+    executable the transform DAG gives Cosmos (DESIGN.md §5).
 
     Every command runs under the warehouse lock, so Cosmos's tasks and the sink never write at
     once. A `build` with no selection of its own (Cosmos's one producer task) builds what
-    `refresh_warehouse` would, plans and records it under the same lock hold, and does nothing
-    when nothing new landed (Cosmos's node tasks of what it did not build are skipped by the DAG);
-    any other command (a node task's re-run) runs as given."""
+    `refresh_warehouse` would, plans and records it under the same lock hold, then calls
+    `after_build` still holding it; it does nothing when nothing new landed (Cosmos's node tasks
+    of what it did not build are skipped by the DAG). Any other command (a node task's re-run)
+    runs as given."""
     args = sys.argv[1:]
     settings = Settings.from_env()
     os.environ["UF_WAREHOUSE_PATH"] = str(settings.warehouse_path)
@@ -479,6 +481,8 @@ def dbt_main() -> None:
             if not _invoke_dbt([*args, *WAREHOUSE_BUILD_FLAGS, *planned.plan.selection_args]):
                 sys.exit(1)
             _record_locked(settings, planned)
+            if after_build is not None:
+                after_build(settings)
     except UrbanFlowError as exc:
         print(f"urbanflow-dbt: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -110,9 +110,10 @@ def urbanflow_transform():
         return tasks.should_publish(planned, tasks.serving_path().exists())
 
     @task
-    def gate_and_publish() -> dict:
-        """Great Expectations on a candidate; only a passing one replaces serving.duckdb."""
-        return tasks.gate_and_publish()
+    def gate_and_publish(run_id=None) -> dict:
+        """Great Expectations on the candidate this run's build handed over (or a fresh copy);
+        only a passing one replaces serving.duckdb."""
+        return tasks.gate_and_publish(run_id=run_id)
 
     plan() >> dbt
     built >> publish_needed() >> gate_and_publish()

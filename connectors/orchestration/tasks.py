@@ -83,15 +83,21 @@ def serving_path(settings: Settings | None = None) -> Path:
     return gate_paths(_settings(settings))["serving"]
 
 
-def gate_and_publish(settings: Settings | None = None) -> dict[str, Any]:
+def gate_and_publish(settings: Settings | None = None, run_id: str | None = None) -> dict[str, Any]:
     """Write-audit-publish: serving.duckdb is replaced only by a candidate that passed every
-    expectation; a blocked gate raises QualityGateError (the task fails and names the checks)."""
+    expectation; a blocked gate raises QualityGateError (the task fails and names the checks).
+    The candidate is the one run `run_id`'s build handed over, when there is one."""
     from rich.console import Console
 
-    from connectors.quality import run_gate
+    from connectors.quality import handover_path, run_gate
 
     settings = _settings(settings)
-    report = run_gate(settings, publish=True, console=Console(soft_wrap=True, force_terminal=False))
+    report = run_gate(
+        settings,
+        publish=True,
+        console=Console(soft_wrap=True, force_terminal=False),
+        handover=handover_path(settings, run_id) if run_id else None,
+    )
     stats = report.statistics
     return {
         "outcome": report.outcome,

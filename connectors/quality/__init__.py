@@ -7,6 +7,8 @@ from connectors.quality.gate import (
     ResultRow,
     audit,
     gate_paths,
+    handover_path,
+    write_handover,
 )
 from connectors.quality.publish import replace_atomically, results_table, run_gate
 from connectors.quality.suites import Batch, Expectation, load_batches
@@ -20,8 +22,10 @@ __all__ = [
     "ResultRow",
     "audit",
     "gate_paths",
+    "handover_path",
     "load_batches",
     "replace_atomically",
     "results_table",
     "run_gate",
+    "write_handover",
 ]

@@ -4,10 +4,16 @@ The warehouse lock is held only while the candidate is copied and the warehouse-
 (raw, staging, cross-layer totals) are read into memory; Great Expectations then runs on pandas
 frames (GE's SQL datasource on DuckDB silently fails, see STACK-NOTES.md), so nothing holds a
 DuckDB file while it validates.
+
+A build can hand its candidate over (`write_handover`, under the build's own lock hold): the
+marts it built and the results of the warehouse-side batch queries, as tables beside them. The
+gate of the same run then claims that file instead of waiting for the lock behind the next
+run's build, and validates exactly the marts its run built.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -31,6 +37,12 @@ if TYPE_CHECKING:  # pandas and GE load only when a gate runs, not with every CL
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 RESULTS_TABLE = "raw._quality_results"
+#: In a handed-over candidate: the warehouse-side batches' query results, and the raw tables
+#: they were made for (dropped when the gate claims it).
+HANDOVER_SCHEMA = "_gate_handover"
+HANDOVER_RAW_TABLES = "_raw_tables"
+#: An unclaimed handover (its run failed before its gate) is deleted after this long.
+HANDOVER_MAX_AGE_S = 3600
 CANDIDATE_RESULTS_TABLE = "ops.quality_results"
 COPIED_SCHEMAS = ("marts", "seeds")
 WAREHOUSE_CATALOG = "warehouse"
@@ -178,25 +190,35 @@ def _frames(
         raise ConfigError(f"quality batch query failed: {exc}") from None
 
 
+def _attach_and_copy(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[str]:
+    """Attach the warehouse read-only and copy its marts (the caller holds the lock)."""
+    con.execute(f"attach '{settings.warehouse_path}' as {WAREHOUSE_CATALOG} (read_only)")
+    copied = _copy_marts(con)
+    if not copied:
+        raise UrbanFlowError(
+            f"warehouse {settings.warehouse_path} has no marts or seeds; run dbt build"
+        )
+    return copied
+
+
+def _require_warehouse(settings: Settings) -> None:
+    if not settings.warehouse_path.exists():
+        raise UrbanFlowError(
+            f"warehouse {settings.warehouse_path} does not exist yet; run the sink and dbt first"
+        )
+
+
 def build_candidate(
     settings: Settings, candidate: Path, progress: Progress
 ) -> tuple[list[Batch], dict[str, pd.DataFrame]]:
     """Copy the marts into `candidate` and read every batch into memory, holding the warehouse
     lock only for the copy and the warehouse-side reads."""
-    if not settings.warehouse_path.exists():
-        raise UrbanFlowError(
-            f"warehouse {settings.warehouse_path} does not exist yet; run the sink and dbt first"
-        )
+    _require_warehouse(settings)
     candidate.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(candidate))
     try:
         with warehouse_lock(settings.warehouse_path):
-            con.execute(f"attach '{settings.warehouse_path}' as {WAREHOUSE_CATALOG} (read_only)")
-            copied = _copy_marts(con)
-            if not copied:
-                raise UrbanFlowError(
-                    f"warehouse {settings.warehouse_path} has no marts or seeds; run dbt build"
-                )
+            copied = _attach_and_copy(con, settings)
             batches = load_batches(_raw_tables(con), settings.expectations_file)
             frames = _frames(con, batches, "warehouse")
             con.execute(f"detach {WAREHOUSE_CATALOG}")
@@ -205,6 +227,89 @@ def build_candidate(
     finally:
         con.close()
     return batches, frames
+
+
+def handover_path(settings: Settings, run_id: str) -> Path:
+    """Where the build of orchestrator run `run_id` leaves its candidate for that run's gate."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
+    return gate_paths(settings)["candidates"] / f"handover-{safe}.duckdb"
+
+
+def write_handover(settings: Settings, path: Path) -> list[str]:
+    """Write the candidate a build hands to its gate: the marts, and each warehouse-side batch
+    query's result as a table (the same DuckDB types the gate would read). The caller holds the
+    warehouse lock, right after its build; the file appears whole or not at all."""
+    _require_warehouse(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.unlink(missing_ok=True)
+    con = duckdb.connect(str(partial))
+    try:
+        copied = _attach_and_copy(con, settings)
+        raw_tables = _raw_tables(con)
+        con.execute(f"create schema {HANDOVER_SCHEMA}")
+        con.execute(
+            f"create table {HANDOVER_SCHEMA}.{HANDOVER_RAW_TABLES} as "
+            "select unnest(?::varchar[]) as table_name",
+            [raw_tables],
+        )
+        for batch in load_batches(raw_tables, settings.expectations_file):
+            if batch.reads == "warehouse":
+                con.execute(
+                    f"create table {HANDOVER_SCHEMA}.{_quote(batch.suite_name)} as {batch.query}"
+                )
+        con.execute(f"detach {WAREHOUSE_CATALOG}")
+    except BaseException:
+        con.close()
+        partial.unlink(missing_ok=True)
+        raise
+    con.close()
+    os.replace(partial, path)
+    return copied
+
+
+def claim_handover(
+    settings: Settings, handover: Path, candidate: Path
+) -> tuple[list[Batch], dict[str, pd.DataFrame]] | None:
+    """Take the handed-over candidate as `candidate` and read its batches, without the warehouse
+    lock; None when there is none (the build made none, or another claim took it)."""
+    _remove_stale_handovers(handover.parent)
+    try:
+        os.replace(handover, candidate)
+    except FileNotFoundError:
+        return None
+    con = duckdb.connect(str(candidate))
+    try:
+        raw_tables = [
+            name
+            for (name,) in con.execute(
+                f"select table_name from {HANDOVER_SCHEMA}.{HANDOVER_RAW_TABLES} order by 1"
+            ).fetchall()
+        ]
+        batches = load_batches(raw_tables, settings.expectations_file)
+        try:
+            frames = {
+                b.suite_name: con.sql(f"from {HANDOVER_SCHEMA}.{_quote(b.suite_name)}").df()
+                for b in batches
+                if b.reads == "warehouse"
+            }
+        except duckdb.CatalogException:  # the expectations file changed since the build
+            con.close()
+            candidate.unlink(missing_ok=True)
+            return None
+        con.execute(f"drop schema {HANDOVER_SCHEMA} cascade")
+        frames |= _frames(con, batches, "candidate")
+    finally:
+        con.close()
+    return batches, frames
+
+
+def _remove_stale_handovers(directory: Path) -> None:
+    cutoff = datetime.now(UTC).timestamp() - HANDOVER_MAX_AGE_S
+    for stale in directory.glob("handover-*.duckdb*"):
+        with contextlib.suppress(OSError):
+            if stale.stat().st_mtime < cutoff:
+                stale.unlink()
 
 
 def _observed(result: dict[str, Any], exception: dict[str, Any]) -> str:
@@ -342,8 +447,9 @@ def new_run_id() -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
-def audit(settings: Settings, progress: Progress) -> GateReport:
-    """Build a candidate and validate it; results are stored once the outcome is decided."""
+def audit(settings: Settings, progress: Progress, handover: Path | None = None) -> GateReport:
+    """Build a candidate (or claim the one a build handed over) and validate it; results are
+    stored once the outcome is decided."""
     paths = gate_paths(settings)
     run_id = new_run_id()
     report = GateReport(
@@ -353,7 +459,12 @@ def audit(settings: Settings, progress: Progress) -> GateReport:
         data_docs=paths["data_docs"] / "index.html",
     )
     try:
-        batches, frames = build_candidate(settings, report.candidate_path, progress)
+        claimed = handover and claim_handover(settings, handover, report.candidate_path)
+        if claimed:
+            batches, frames = claimed
+            progress(f"candidate {report.candidate_path.name}: handed over by this run's build")
+        else:
+            batches, frames = build_candidate(settings, report.candidate_path, progress)
     except BaseException:
         report.candidate_path.unlink(missing_ok=True)
         raise

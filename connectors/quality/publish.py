@@ -67,14 +67,20 @@ def results_table(report: GateReport) -> Table:
     return table
 
 
-def run_gate(settings: Settings, *, publish: bool, console: Console | None = None) -> GateReport:
-    """Write-audit(-publish): build and validate a candidate, then publish it if asked and if
-    every expectation passed. Raises QualityGateError naming each failure; serving.duckdb is then
-    left untouched."""
+def run_gate(
+    settings: Settings,
+    *,
+    publish: bool,
+    console: Console | None = None,
+    handover: Path | None = None,
+) -> GateReport:
+    """Write-audit(-publish): build (or claim the `handover` of this run's build) and validate
+    a candidate, then publish it if asked and if every expectation passed. Raises
+    QualityGateError naming each failure; serving.duckdb is then left untouched."""
     started = time.monotonic()
     progress = console.print if console else (lambda _message: None)
     paths = gate_paths(settings)
-    report = audit(settings, progress)
+    report = audit(settings, progress, handover)
     if not report.success:
         report.outcome, report.location = "blocked", paths["failed"] / report.candidate_path.name
     elif publish:

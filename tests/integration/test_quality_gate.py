@@ -13,16 +13,25 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from connectors.quality import RESULTS_TABLE, QualityGateError, gate_paths, run_gate
+from connectors.quality import (
+    RESULTS_TABLE,
+    QualityGateError,
+    gate_paths,
+    handover_path,
+    run_gate,
+    write_handover,
+)
 from connectors.settings import Settings
 from connectors.sink.loader import ensure_schema
 from connectors.transform import run_dbt
+from connectors.warehouse import warehouse_lock
 
 pytestmark = pytest.mark.integration
 CLI = str(Path(sys.executable).with_name("urbanflow"))
@@ -156,6 +165,49 @@ def test_good_build_publishes_the_warehouse_marts_with_every_expectation_passing
     assert report.data_docs == gate_settings.var_dir / "quality" / "data_docs" / "index.html"
     assert report.data_docs.is_file()
     assert list(gate_paths(gate_settings)["candidates"].glob("*.duckdb")) == []
+
+
+def test_a_build_hands_its_candidate_to_its_gate_which_then_needs_no_lock(gate_settings):
+    """The build's snapshot (taken under its lock) is what the gate of its run validates and
+    publishes: the same expectations as a gate that copies for itself, and no warehouse lock
+    wanted, so a later build holding it does not delay the publish."""
+    handover = handover_path(gate_settings, "asset_triggered__2026-12-01T22:57:05+00:00_x")
+    with warehouse_lock(gate_settings.warehouse_path):
+        write_handover(gate_settings, handover)
+    assert handover.is_file() and not list(handover.parent.glob("*.partial"))
+    own_copy = run_gate(gate_settings, publish=False)
+    serving = gate_paths(gate_settings)["serving"]
+    # the next run's build changes the warehouse after the snapshot and holds the lock until
+    # this gate has published (then the gate records its results in the warehouse)
+    with duckdb.connect(str(gate_settings.warehouse_path)) as con:
+        con.execute("delete from marts.fct_city_indicator where city_code = 'ETADD'")
+    locked, published_under_lock = threading.Event(), threading.Event()
+
+    def rival_build() -> None:
+        with warehouse_lock(gate_settings.warehouse_path):
+            locked.set()
+            deadline = time.monotonic() + 300  # generous: released as soon as serving appears
+            while not serving.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if serving.exists():
+                published_under_lock.set()
+
+    rival = threading.Thread(target=rival_build)
+    rival.start()
+    assert locked.wait(60)
+    handed = run_gate(gate_settings, publish=True, handover=handover)
+    rival.join()
+
+    assert published_under_lock.is_set()
+    assert handed.outcome == "published"
+    assert handed.statistics == own_copy.statistics
+    assert sorted((r.batch, r.expectation_type, r.kwargs) for r in handed.results) == sorted(
+        (r.batch, r.expectation_type, r.kwargs) for r in own_copy.results
+    )
+    assert _count(serving, "select count(*) from marts.fct_city_indicator") == 36  # the snapshot
+    schemas = "select count(*) from duckdb_schemas() where schema_name like '\\_gate%' escape '\\'"
+    assert _count(serving, schemas) == 0
+    assert not handover.exists()  # claimed once; a second gate would copy for itself
 
 
 def test_raw_suite_runs_on_every_raw_topic_table(gate_settings):
