@@ -114,6 +114,9 @@ class GateReport:
     statistics: dict[str, int] = field(default_factory=dict)
     outcome: str = "checked"
     location: Path | None = None  # where the candidate ends up: serving, failed/ or removed
+    #: Rebuilds Data Docs from this run's results: called once the outcome is in place, so a
+    #: publish does not wait for the HTML.
+    write_data_docs: Callable[[], None] = field(default=lambda: None, repr=False)
 
     @property
     def success(self) -> bool:
@@ -362,8 +365,9 @@ def _gx_context(data_docs: Path):
 
 def validate(
     batches: list[Batch], frames: dict[str, pd.DataFrame], data_docs: Path, progress: Progress
-) -> tuple[list[ResultRow], dict[str, int]]:
-    """Run one GE validation per batch on its frame; rebuild Data Docs for this run."""
+) -> tuple[list[ResultRow], dict[str, int], Callable[[], None]]:
+    """Run one GE validation per batch on its frame; returns the rows, the totals and what
+    rebuilds Data Docs for this run."""
     import great_expectations as gx
     from great_expectations.expectations.registry import get_expectation_impl
 
@@ -401,9 +405,12 @@ def validate(
             f"{result.statistics['successful_expectations']}/"
             f"{result.statistics['evaluated_expectations']} expectations passed"
         )
-    shutil.rmtree(data_docs, ignore_errors=True)
-    context.build_data_docs(site_names=["urbanflow"])
-    return rows, totals
+
+    def write_data_docs() -> None:
+        shutil.rmtree(data_docs, ignore_errors=True)
+        context.build_data_docs(site_names=["urbanflow"])
+
+    return rows, totals, write_data_docs
 
 
 def _results_frame(report: GateReport) -> pd.DataFrame:
@@ -469,5 +476,7 @@ def audit(settings: Settings, progress: Progress, handover: Path | None = None) 
         report.candidate_path.unlink(missing_ok=True)
         raise
     progress(f"validating {len(batches)} batches with Great Expectations")
-    report.results, report.statistics = validate(batches, frames, paths["data_docs"], progress)
+    report.results, report.statistics, report.write_data_docs = validate(
+        batches, frames, paths["data_docs"], progress
+    )
     return report

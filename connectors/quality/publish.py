@@ -95,6 +95,7 @@ def run_gate(
         replace_atomically(report.candidate_path, paths["serving"])
     else:
         report.candidate_path.unlink()  # a check only audits; publish builds its own candidate
+    report.write_data_docs()
     # in the warehouse once done: a run killed before the rename must not count as a publish
     record_in_warehouse(settings, report)
     if console:
