@@ -34,8 +34,8 @@ SETTINGS = OrchestrationSettings.from_env()
 DBT_PROJECT = SETTINGS.base.dbt_project_dir
 #: The node tasks' trigger, imported by the triggerer from Airflow's plugins folder.
 NODE_REPORT_TRIGGER = "urbanflow_node_reports.DbtNodeReportTrigger"
-#: A node task whose report has not come by then fails (a triggerer down for that long), which
-#: frees its run's slot; the build and publishing never wait for it.
+#: A node task whose report has not come by then (a triggerer down for that long) times out and
+#: retries like any task; the build and publishing never wait for it.
 NODE_REPORT_TIMEOUT = timedelta(minutes=10)
 
 batch_landed = Asset(
