@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -48,6 +49,8 @@ from connectors.settings import OrchestrationSettings, Settings
 from connectors.status import broker_status
 
 REPO = Path(__file__).resolve().parents[1]
+#: Read by bench/sink_throughput.py, whose table (`make bench`) shows the last freshness run.
+RESULTS = REPO / "bench" / "freshness.json"
 BIN = Path(sys.executable).parent
 RAW_TABLE = "partner_push_result_v1"
 TRANSFORM = "urbanflow_transform"
@@ -144,6 +147,9 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=8.0, help="seconds between events")
     parser.add_argument("--timeout", type=float, default=600.0, help="per event, seconds")
     parser.add_argument("--keep", action="store_true", help="keep the temporary var dir")
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="where to write the JSON ('' for nowhere)"
+    )
     args = parser.parse_args()
 
     bootstrap = Settings.from_env().kafka_bootstrap
@@ -302,6 +308,34 @@ def main() -> None:
         f"  {'airflow total':<14} {sum(r for r, _ in airflow) / 2**20:7.0f} MiB / "
         f"{sum(u for _, u in airflow) / 2**20:7.0f} MiB (USS: memory no other process shares)"
     )
+    if latencies and str(args.results):
+        write_results(args, latencies, missing, durations, sum(r for r, _ in airflow))
+
+
+def write_results(
+    args: argparse.Namespace,
+    latencies: list[float],
+    missing: int,
+    durations: list[float],
+    airflow_rss: int,
+) -> None:
+    """The run's headline figures, for `make bench`'s table."""
+    figures = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["bench/freshness.py", *sys.argv[1:]]),
+        "load_average_at_end": [round(x, 1) for x in os.getloadavg()],
+        "events": args.events,
+        "interval_s": args.interval,
+        "p50_s": round(percentile(latencies, 0.5), 1),
+        "p95_s": round(percentile(latencies, 0.95), 1),
+        "max_s": round(latencies[-1], 1),
+        "missing": missing,
+        "publishing_runs": len(durations),
+        "run_median_s": round(statistics.median(durations), 1) if durations else None,
+        "airflow_rss_mib": round(airflow_rss / 2**20),
+    }
+    args.results.write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {args.results}")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,8 @@ RESULTS = HERE / "results.json"
 #: Targets of issue #13; the API and dbt targets are those of their own benches.
 SINK_VS_RAW, SINK_VS_DLT, SINK_VS_ROWS, API_VS_RAW, DBT_REFRESH = 0.5, 2.0, 20.0, 0.5, 0.15
 RSS_LIMIT_MB = 300
+FRESHNESS = HERE / "freshness.json"
+FRESHNESS_P95_S = 60
 
 
 def produce(bootstrap: str, topic: str, events: int, size: int) -> float:
@@ -295,9 +297,28 @@ def table(results: dict) -> str:
                 f"peak RSS {dbt['peak_rss_mb']} MB",
             )
         )
+    fresh = results.get("freshness")
+    if fresh:
+        rows.append(
+            (
+                f"event -> serving.duckdb through Airflow ({fresh['events']} events; "
+                f"bench/freshness.py, {fresh['generated_at'][:10]})",
+                f"p50 {fresh['p50_s']:.1f} s, **p95 {fresh['p95_s']:.1f} s** (target < "
+                f"{FRESHNESS_P95_S} s: {verdict(fresh['p95_s'] < FRESHNESS_P95_S)}); Airflow "
+                f"RSS {fresh['airflow_rss_mib']:,} MiB",
+            )
+        )
     lines = ["| measure | value |", "|---|---|"]
     lines += [f"| {name} | {value} |" for name, value in rows]
     return "\n".join(lines)
+
+
+def freshness() -> dict | None:
+    """The last run of bench/freshness.py (it needs its own Airflow, so `make bench` reads it)."""
+    try:
+        return json.loads(FRESHNESS.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def main() -> None:
@@ -357,6 +378,8 @@ def main() -> None:
     if not args.no_dbt:
         dbt_args = ["--events", str(args.dbt_events), "--new", str(args.dbt_new)]
         results["dbt"] = side_bench("dbt_incremental.py", dbt_args)
+    if fresh := freshness():
+        results["freshness"] = fresh
     args.results.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     print()
     print(table(results))
