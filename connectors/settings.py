@@ -85,6 +85,10 @@ class Settings:
     sink_fetch_max_bytes: int = 16 * 1024 * 1024
     sink_max_partition_fetch_bytes: int = 4 * 1024 * 1024
     sink_fetch_max_wait_ms: int = 100
+    #: How long the sink may go without any partition assigned before it says so: as an error
+    #: with `--until-caught-up`, as a warning (and it keeps trying) when it runs as a service.
+    #: (Seen here once: kafka-python 3.0.12 looping on "coordinator not ready" for 16 minutes.)
+    sink_join_timeout_s: float = 120.0
 
     @property
     def sink_fetch_settings(self) -> dict[str, int]:
@@ -116,6 +120,7 @@ class Settings:
             sink_instance_id=os.environ.get("UF_SINK_INSTANCE_ID") or None,
             sink_batch_max_records=_int("UF_SINK_BATCH_MAX_RECORDS", 20_000),
             sink_batch_max_ms=_int("UF_SINK_BATCH_MAX_MS", 1_000),
+            sink_join_timeout_s=float(_int("UF_SINK_JOIN_TIMEOUT_S", 120)),
             max_event_bytes=_int("UF_MAX_EVENT_BYTES", 256 * 1024),
             dbt_project_dir=dbt_project_dir,
             reference_dir=_path("UF_REFERENCE_DIR", dbt_project_dir / "seeds"),

@@ -22,7 +22,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from connectors.errors import ConfigError
+from connectors.errors import ConfigError, UrbanFlowError
 from connectors.events import make_event, stable_event_id
 from connectors.kafka.clients import client_options, unreachable
 from connectors.kafka.producer import EventProducer
@@ -164,11 +164,17 @@ class Sink:
     def _loop(self, until_caught_up: bool, max_seconds: float | None) -> None:
         assert self._consumer is not None
         settings = self.settings
+        unassigned_since = time.monotonic()
         with _Progress(self.stats, enabled=self.show_progress) as progress:
             while not self._stopping:
                 if max_seconds is not None and self.stats.seconds >= max_seconds:
                     break
                 polled = self._consumer.poll(timeout_ms=200)
+                if polled or self._consumer.assignment():
+                    unassigned_since = time.monotonic()
+                elif time.monotonic() - unassigned_since >= settings.sink_join_timeout_s:
+                    self._no_assignment(until_caught_up)
+                    unassigned_since = time.monotonic()
                 for records in polled.values():
                     self._decode(records)
                 pending = self._pending
@@ -182,6 +188,22 @@ class Sink:
                     progress.update()
                 if until_caught_up and not polled and not self._pending and self._caught_up():
                     break
+
+    def _no_assignment(self, until_caught_up: bool) -> None:
+        """No partition for `sink_join_timeout_s`: the group coordinator is unreachable, or the
+        group's other members hold every partition. A catch-up run stops; a service says so."""
+        settings = self.settings
+        message = (
+            f"consumer group {settings.sink_group} got no partition of "
+            f"{', '.join(sorted(self.specs))} in {settings.sink_join_timeout_s:.0f} s at "
+            f"{settings.kafka_bootstrap}: its group coordinator does not answer, or other "
+            "members of the group hold every partition"
+        )
+        if until_caught_up:
+            raise UrbanFlowError(
+                f"{message}; stopped, every batch so far is committed (UF_SINK_JOIN_TIMEOUT_S)"
+            )
+        log.warning("%s; still trying", message)
 
     def _decode(self, records: list[Any]) -> None:
         first = records[0]
