@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kafka import KafkaConsumer
 from kafka.errors import KafkaError, SaslAuthenticationFailedError
 
 from connectors.errors import BrokerUnavailableError
@@ -42,3 +43,20 @@ def unreachable(bootstrap: str, error: KafkaError) -> BrokerUnavailableError:
         f"no Kafka broker answers at {bootstrap}; start one with `make up` "
         "or set UF_KAFKA_BOOTSTRAP / UF_KAFKA_PORT"
     )
+
+
+def resume_stalled_join(consumer: KafkaConsumer) -> bool:
+    """Finish a group join kafka-python 3.0.12 abandoned; True if there was one to finish.
+
+    A rejoin asked for by a metadata change (every fresh consumer makes one: its first join sees an
+    empty metadata snapshot) is lost when `poll()` times out between the leader's assignment and the
+    SyncGroup response: the next poll finds nothing to rejoin, the finished join is never applied,
+    and the member holds its revoked partitions unfetchable forever (seen as a sink loading nothing
+    for 16 minutes). Asking for a rejoin then lets kafka-python's next poll run the join again.
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    join = getattr(coordinator, "_join_task", None)
+    if join is None or not join.is_done or coordinator.need_rejoin():
+        return False
+    coordinator.request_rejoin()
+    return True

@@ -24,7 +24,7 @@ from kafka.structs import OffsetAndMetadata
 
 from connectors.errors import ConfigError, UrbanFlowError
 from connectors.events import make_event, stable_event_id
-from connectors.kafka.clients import client_options, unreachable
+from connectors.kafka.clients import client_options, resume_stalled_join, unreachable
 from connectors.kafka.producer import EventProducer
 from connectors.kafka.topics import TopicSpec
 from connectors.settings import Settings
@@ -170,6 +170,8 @@ class Sink:
                 if max_seconds is not None and self.stats.seconds >= max_seconds:
                     break
                 polled = self._consumer.poll(timeout_ms=200)
+                if not polled and resume_stalled_join(self._consumer):
+                    log.warning("group %s: finishing a join kafka-python left", settings.sink_group)
                 if polled or self._consumer.assignment():
                     unassigned_since = time.monotonic()
                 elif time.monotonic() - unassigned_since >= settings.sink_join_timeout_s:
