@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import secrets_registry
+from demo_harness import DemoRun, demo_env, run_demo
 
 from connectors.kafka.topics import TopicSpec, apply_topics, load_topics
 from connectors.settings import Settings
@@ -34,6 +35,14 @@ def kafka_bootstrap() -> str:
     ops = [s for s in load_topics(Settings.from_env().topics_file) if s.name.startswith("ops.")]
     apply_topics(bootstrap, ops)
     return bootstrap
+
+
+@pytest.fixture(scope="session")
+def sample_world_demo(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> DemoRun:
+    """The sample world published once per session: test_demo checks its summary and re-runs it,
+    Superset serves a copy of its serving.duckdb (one pipeline run instead of one per suite)."""
+    env = demo_env(tmp_path_factory.mktemp("sample-world-demo"), kafka_bootstrap)
+    return DemoRun(env, run_demo(env))
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@
 # With arguments, one pytest gets them (`bash tests/run.sh tests/unit -q`). Without, the suites
 # run as two pytest sessions side by side, so a 2-core machine is kept busy while either waits on
 # its servers: the Superset server and browser suites, the fault suite (brokers of its own), the
-# unit and config tests in one; every other suite in the other. Each session has its own broker
+# unit and config tests and a few pipeline suites in one (about as long as the other); every other
+# suite, Airflow's first, in the other. Each session has its own broker
 # and var dir: many suites load a whole shared topic (e.g. stats.sdmx.observation.v1) into a fresh
 # warehouse and count the marts, so one session's events must never reach the other's. Each
 # session ends with its own secret scan (tests/reliability/test_secret_scan.py) over the secrets
@@ -42,7 +43,8 @@ fi
 
 SECOND=(tests/integration/test_superset.py tests/integration/test_superset_browser.py
   tests/reliability/test_faults.py tests/integration/test_demo.py
-  tests/integration/test_sdmx_deletions.py tests/unit tests/config)
+  tests/integration/test_sdmx_deletions.py tests/integration/test_theme_marts.py
+  tests/integration/test_installed_package.py tests/unit tests/config)
 SCAN=tests/reliability/test_secret_scan.py
 second_log="$SECOND_VAR_DIR/pytest-second-session.log"
 ignores=()

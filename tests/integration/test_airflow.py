@@ -15,6 +15,7 @@ import contextlib
 import importlib.util
 import io
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -134,9 +135,10 @@ def ctl(script: Path, action: str, env: dict[str, str], timeout: float = 600):
 
 @contextlib.contextmanager
 def running_stack(
-    base_dir: Path, kafka_bootstrap: str, **extra_env: str
+    base_dir: Path, kafka_bootstrap: str, template: Path, **extra_env: str
 ) -> Iterator[dict[str, Any]]:
-    """Airflow on free ports in its own var dir, and the sink service, both stopped at the end."""
+    """Airflow on free ports in its own var dir, and the sink service, both stopped at the end;
+    the warehouse and serving.duckdb copied from `template` (`published_empty_warehouse`)."""
     run_id = uuid.uuid4().hex[:8]
     var_dir = base_dir / f"airflow-test-{run_id}"
     var_dir.mkdir(parents=True)
@@ -166,13 +168,8 @@ def running_stack(
         **extra_env,
     }
     apply_topics(kafka_bootstrap, load_topics(Settings.from_env().topics_file))
-    # A warehouse built and published once, as a running platform's is: the runs under test then
-    # build what their events feed (the full first build is `test_airflow_dags_test_...`'s).
-    for command in (["refresh", "--full-refresh"], ["publish"]):  # full: nothing landed yet
-        done = subprocess.run(
-            [str(BIN / "urbanflow"), *command], env=env, capture_output=True, text=True, timeout=900
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
+    for name in ("warehouse.duckdb", "serving.duckdb"):
+        shutil.copyfile(template / name, var_dir / name)
     try:
         started = ctl(AIRFLOWCTL, "start", env)
         assert started.returncode == 0, started.stdout + started.stderr
@@ -193,11 +190,36 @@ def running_stack(
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, kafka_bootstrap: str) -> Iterator[dict[str, Any]]:
+def published_empty_warehouse(tmp_path_factory, kafka_bootstrap: str) -> Path:
+    """A warehouse built and published once with nothing landed, as a running platform's is: the
+    runs under test then build what their events feed (the full first build is
+    `test_airflow_dags_test_...`'s). Built once; every stack starts from a copy."""
+    folder = tmp_path_factory.mktemp("published-empty-warehouse")
+    env = {
+        **os.environ,
+        "UF_VAR_DIR": str(folder),
+        "UF_WAREHOUSE_PATH": str(folder / "warehouse.duckdb"),
+        "UF_STATE_DIR": str(folder / "state"),
+        "UF_KAFKA_BOOTSTRAP": kafka_bootstrap,
+    }
+    for command in (["refresh", "--full-refresh"], ["publish"]):  # full: nothing landed yet
+        done = subprocess.run(
+            [str(BIN / "urbanflow"), *command], env=env, capture_output=True, text=True, timeout=900
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    return folder
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory, kafka_bootstrap: str, published_empty_warehouse: Path
+) -> Iterator[dict[str, Any]]:
     """One stack for the tests below that tolerate each other's runs (the last one stops it).
     Its fallback runs once a day, so only the asset wakes the transform DAG while they run."""
     base = Path(os.environ.get("UF_VAR_DIR") or tmp_path_factory.mktemp("airflow"))
-    with running_stack(base, kafka_bootstrap, UF_TRANSFORM_FALLBACK_CRON="0 3 * * *") as running:
+    with running_stack(
+        base, kafka_bootstrap, published_empty_warehouse, UF_TRANSFORM_FALLBACK_CRON="0 3 * * *"
+    ) as running:
         yield running
 
 
@@ -222,11 +244,13 @@ def trigger_sdmx(api: AirflowClient) -> str:
 
 
 def test_after_the_triggerer_is_killed_events_still_reach_serving_via_the_fallback(
-    tmp_path_factory, kafka_bootstrap
+    tmp_path_factory, kafka_bootstrap, published_empty_warehouse
 ):
     base = Path(os.environ.get("UF_VAR_DIR") or tmp_path_factory.mktemp("airflow"))
     # the fallback every minute, so a lost wake-up costs a minute here, not ten
-    with running_stack(base, kafka_bootstrap, UF_TRANSFORM_FALLBACK_CRON="* * * * *") as running:
+    with running_stack(
+        base, kafka_bootstrap, published_empty_warehouse, UF_TRANSFORM_FALLBACK_CRON="* * * * *"
+    ) as running:
         api: AirflowClient = running["api"]
         wait_registered(api)
         group = tracked_groups(running["var_dir"])["triggerer"]
@@ -258,9 +282,18 @@ def test_after_the_triggerer_is_killed_events_still_reach_serving_via_the_fallba
         assert woken == [], f"a wake-up arrived with no triggerer: {woken}"
 
 
-def test_a_source_dags_events_reach_serving_through_the_batch_landed_asset(stack):
+def test_the_airflow_demo_publishes_through_the_batch_landed_asset_then_sends_and_builds_nothing(
+    stack, monkeypatch
+):
+    """The sdmx source DAG's events (and the direct sends) reach serving.duckdb through the
+    batch-landed asset, with no manual trigger of the transform DAG; a second demo sends and
+    builds nothing."""
+    from rich.console import Console
+
+    from connectors.orchestration.demo import run_airflow_demo
+    from connectors.settings import OrchestrationSettings
+
     api: AirflowClient = stack["api"]
-    serving = stack["serving"]
     wait_registered(api)
     # A scheduled run Airflow starts when it first sees the DAG would pick the events up too.
     wait_for(
@@ -269,39 +302,6 @@ def test_a_source_dags_events_reach_serving_through_the_batch_landed_asset(stack
             not any(r["state"] in ("queued", "running") for r in api.runs("urbanflow_transform"))
         ),
     )
-
-    trigger_sdmx(api)
-
-    def published_from_the_asset() -> dict | None:
-        for run in api.runs("urbanflow_transform"):
-            # published is enough: the run's node tasks may still be reporting
-            if run["run_type"] != "asset_triggered" or run["state"] not in ("running", "success"):
-                continue
-            states = api.task_states("urbanflow_transform", run["dag_run_id"])
-            if (
-                states.get("gate_and_publish") == "success"
-                and mart_rows(serving, "fct_city_indicator") > 0
-            ):
-                return run
-        return None
-
-    run = wait_for("an asset-triggered transform run to publish marts", published_from_the_asset)
-    assert not any(r["run_type"] == "manual" for r in api.runs("urbanflow_transform"))
-    events = api.asset_events()
-    payloads = [e["extra"]["payload"] for e in events if e["extra"].get("from_trigger")]
-    assert payloads and all(p["rows"] > 0 for p in payloads)
-    assert any("stats_sdmx_observation_v1" in p["tables"] for p in payloads)
-    assert mart_rows(serving, "fct_city_indicator") > 0, (
-        f"no sdmx series in {serving} after run {run['dag_run_id']}"
-    )
-
-
-def test_the_airflow_demo_publishes_then_a_second_run_sends_and_builds_nothing(stack, monkeypatch):
-    from rich.console import Console
-
-    from connectors.orchestration.demo import run_airflow_demo
-    from connectors.settings import OrchestrationSettings
-
     for name, value in stack["env"].items():
         if name.startswith("UF_"):
             monkeypatch.setenv(name, value)
@@ -325,7 +325,19 @@ def test_the_airflow_demo_publishes_then_a_second_run_sends_and_builds_nothing(s
         ).fetchall()
     assert published and published[0][0] > 0, "the partner results are not in serving.duckdb"
     assert first.marts["marts.fct_city_indicator"] > 0  # the sdmx DAG's series
-    assert stack["api"].base in text and "password from UF_AIRFLOW_ADMIN_PASSWORD" in text
+    assert api.base in text and "password from UF_AIRFLOW_ADMIN_PASSWORD" in text
+    runs = api.runs("urbanflow_transform")
+    assert not any(r["run_type"] == "manual" for r in runs)
+    assert any(
+        r["run_type"] == "asset_triggered"
+        and api.task_states("urbanflow_transform", r["dag_run_id"]).get("gate_and_publish")
+        == "success"
+        for r in runs
+    ), f"no asset-triggered transform run published: {runs}"
+    events = api.asset_events()
+    payloads = [e["extra"]["payload"] for e in events if e["extra"].get("from_trigger")]
+    assert payloads and all(p["rows"] > 0 for p in payloads)
+    assert any("stats_sdmx_observation_v1" in p["tables"] for p in payloads)
 
     out.truncate(0)
     second = run_airflow_demo(settings, console, orchestration=OrchestrationSettings.from_env())
@@ -342,8 +354,9 @@ def test_airflow_dags_test_of_the_transform_dag_publishes_what_the_warehouse_hol
     tmp_path, kafka_bootstrap
 ):
     """`airflow dags test urbanflow_transform` (the whole DAG in one process, Cosmos's watcher
-    mode included) on a loaded warehouse: serving.duckdb holds the marts dbt built, totals equal;
-    a second run builds only the gate's results and leaves serving.duckdb as it was."""
+    mode included) on a loaded warehouse: serving.duckdb holds the marts dbt built, totals equal.
+    (That a run whose only new input is the gate's results does not publish again is
+    `tests/unit/test_orchestration.py`'s.)"""
     run_id = uuid.uuid4().hex[:8]
     env = {
         **os.environ,
@@ -387,12 +400,6 @@ def test_airflow_dags_test_of_the_transform_dag_publishes_what_the_warehouse_hol
     with duckdb.connect(str(serving), read_only=True) as con:
         published = con.execute(total).fetchall()[0]
     assert built[0] > 0 and published == built
-    served = serving.stat().st_mtime_ns
-
-    # the only new input is the gate's own results: built into the warehouse, not published
-    second = run(str(AIRFLOW_BIN), "dags", "test", "urbanflow_transform")
-    assert "plan: build (new quality gate results)" in second
-    assert serving.stat().st_mtime_ns == served
 
 
 def test_start_twice_is_harmless_and_stop_leaves_no_process(stack):

@@ -3,21 +3,17 @@ sends nothing new."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import uuid
 from pathlib import Path
 
 import duckdb
 import pytest
+from demo_harness import DemoRun, run_demo
 
 from connectors.samples.sdmx_feeds import INDICATORS, YEARS, load_cities, series_values
-from connectors.settings import SOURCE_TREE as REPO_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-URBANFLOW = REPO_ROOT / ".venv" / "bin" / "urbanflow"
 SOURCES = (
     "sdmx",
     "worldbank",
@@ -41,14 +37,6 @@ def _sample_grains() -> int:
     )
 
 
-def _run_demo(env: dict[str, str]) -> str:
-    result = subprocess.run(
-        [str(URBANFLOW), "demo"], env=env, capture_output=True, text=True, timeout=900
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return result.stdout
-
-
 def _sent(summary: str) -> dict[str, tuple[int, int]]:
     table = summary.split("summary", 1)[1]
     rows = {}
@@ -69,26 +57,10 @@ def _mart_rows(serving: Path) -> tuple[int, int]:
     return rows, cities
 
 
-@pytest.fixture
-def demo_env(tmp_path: Path) -> dict[str, str]:
-    var = tmp_path / "var"
-    return {
-        **os.environ,
-        "UF_KAFKA_BOOTSTRAP": os.environ.get("UF_KAFKA_BOOTSTRAP", "127.0.0.1:19092"),
-        "UF_VAR_DIR": str(var),
-        "UF_WAREHOUSE_PATH": str(var / "warehouse.duckdb"),
-        "UF_STATE_DIR": str(tmp_path / "state"),
-        "UF_SINK_GROUP": f"test-demo-{uuid.uuid4().hex[:8]}",
-        "COLUMNS": "200",
-    }
-
-
 def test_demo_publishes_the_sample_world_and_a_rerun_sends_nothing(
-    demo_env: dict[str, str],
+    sample_world_demo: DemoRun,
 ) -> None:
-    serving = Path(demo_env["UF_VAR_DIR"]) / "serving.duckdb"
-
-    first = _run_demo(demo_env)
+    serving, first = sample_world_demo.serving, sample_world_demo.stdout
     sent = _sent(first)
 
     assert set(sent) == set(SOURCES), first
@@ -111,7 +83,7 @@ def test_demo_publishes_the_sample_world_and_a_rerun_sends_nothing(
     assert rows >= _sample_grains() - 17  # the sample's 17 reported-missing values may be dropped
     assert cities >= 44
 
-    second = _run_demo(demo_env)
+    second = run_demo(sample_world_demo.env)
 
     assert {label: counts[0] for label, counts in _sent(second).items()} == dict.fromkeys(
         SOURCES, 0

@@ -85,40 +85,22 @@ def _scalar(path: Path, sql: str) -> Any:
 
 
 @pytest.fixture(scope="session")
-def serving_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A serving.duckdb published by the real pipeline, in a folder of its own."""
+def serving_path(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    """A copy of the serving.duckdb the real pipeline published (the session's sample-world demo,
+    or UF_TEST_SERVING_PATH), in a folder of its own: a test here publishes over it."""
     if _SHARED.get("serving_path"):
         return _SHARED["serving_path"]
-    _SHARED["serving_path"] = path = _build_serving(tmp_path_factory)
-    return path
+    prebuilt = os.environ.get("UF_TEST_SERVING_PATH")
+    source = Path(prebuilt) if prebuilt else request.getfixturevalue("sample_world_demo").serving
+    target = tmp_path_factory.mktemp("pipeline") / "serving.duckdb"
+    shutil.copyfile(source, target)
+    _SHARED["serving_path"] = target
+    return target
 
 
 #: One pipeline run and one Superset per test session, whichever module asks first (the browser
 #: tests import these fixtures; pytest would otherwise build a second copy for that module).
 _SHARED: dict[str, Any] = {}
-
-
-def _build_serving(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    var = tmp_path_factory.mktemp("pipeline")
-    target = var / "serving.duckdb"
-    if prebuilt := os.environ.get("UF_TEST_SERVING_PATH"):
-        shutil.copyfile(prebuilt, target)
-        return target
-    env = {
-        **os.environ,
-        "UF_KAFKA_BOOTSTRAP": os.environ.get("UF_KAFKA_BOOTSTRAP", "127.0.0.1:19092"),
-        "UF_VAR_DIR": str(var),
-        "UF_WAREHOUSE_PATH": str(var / "warehouse.duckdb"),
-        "UF_STATE_DIR": str(var / "state"),
-        "UF_SINK_GROUP": f"test-superset-{uuid.uuid4().hex[:8]}",
-        "COLUMNS": "200",
-    }
-    result = subprocess.run(
-        [str(URBANFLOW), "demo"], env=env, capture_output=True, text=True, timeout=900
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    assert target.exists(), result.stdout[-2000:]
-    return target
 
 
 class Superset:
