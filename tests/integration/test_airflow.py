@@ -1,9 +1,9 @@
 """Real Airflow (api-server, scheduler, dag-processor, triggerer via infra/airflow/airflowctl),
-real broker, real sink service (infra/sink/sinkctl), real dbt and quality gate: a source DAG's
-events reach serving.duckdb through the batch-landed asset with no manual trigger of the transform
-DAG, and still through the fallback timetable after the triggerer was killed; `urbanflow demo
---airflow` publishes, then a second run sends and builds nothing; start twice is harmless, stop
-leaves no process behind.
+real broker, real sink service (infra/sink/sinkctl), real partner API, real dbt and quality gate:
+events pushed through the partner API and a source DAG's events reach serving.duckdb through the
+batch-landed asset with no manual trigger of the transform DAG, and still through the fallback
+timetable after the triggerer was killed; `urbanflow demo --airflow` publishes, then a second run
+sends and builds nothing; start twice is harmless, stop leaves no process behind.
 
 Every wait polls for a condition with a generous deadline; nothing assumes a speed. Airflow's
 ports are picked free at start, so the suite runs next to `make up` and other test runs.
@@ -29,7 +29,9 @@ from typing import Any
 import duckdb
 import pytest
 import secrets_registry
+from api_harness import ApiServer, result_event
 
+from connectors.api.partners import PartnerStore
 from connectors.kafka.topics import apply_topics, load_topics
 from connectors.orchestration.client import AirflowClient
 from connectors.settings import Settings
@@ -125,6 +127,34 @@ def mart_rows(serving: Path, table: str | None = None) -> int:
         return sum(
             con.execute(f'select count(*) from marts."{name}"').fetchall()[0][0] for name in tables
         )
+
+
+def partner_results_served(serving: Path) -> int:
+    """Partner-result events in serving.duckdb, as its health mart counts the raw table."""
+    if not serving.exists():
+        return 0
+    with duckdb.connect(str(serving), read_only=True) as con:
+        rows = con.execute(
+            "select row_count from marts.fct_source_health where raw_table = ?",
+            ["partner_push_result_v1"],
+        ).fetchall()
+    return int(rows[0][0]) if rows else 0
+
+
+def push_through_the_api(running: dict[str, Any], count: int) -> None:
+    """`count` partner results posted to `urbanflow api serve` (a new partner's key) on the stack's
+    var dir and broker; each answered 202. The API is stopped again: the sink has the events."""
+    slug = f"airflow-{uuid.uuid4().hex[:8]}"
+    partner, key = PartnerStore(running["var_dir"] / "partners.sqlite").add(slug)
+    secrets_registry.register(key, "partner API key")
+    env = {name: value for name, value in running["env"].items() if name.startswith("UF_")}
+    server = ApiServer(env, running["var_dir"] / "api.log").start()
+    try:
+        events = [result_event(f"{slug}-{n}", partner.default_source) for n in range(count)]
+        answer = server.post(key, json={"events": events})
+        assert answer.status_code == 202, answer.text
+    finally:
+        server.stop()
 
 
 def ctl(script: Path, action: str, env: dict[str, str], timeout: float = 600):
@@ -257,6 +287,8 @@ def test_after_the_triggerer_is_killed_events_still_reach_serving_via_the_fallba
         os.killpg(group, signal.SIGKILL)  # no clean shutdown: as a crash or an OOM kill would
         wait_for("the triggerer's process group to be gone", lambda: group not in ps_groups())
 
+        pushed = 5
+        push_through_the_api(running, pushed)
         trigger_sdmx(api)
 
         def published_by_the_fallback() -> dict | None:
@@ -265,14 +297,16 @@ def test_after_the_triggerer_is_killed_events_still_reach_serving_via_the_fallba
                 if run["run_type"] != "scheduled" or run["state"] not in ("running", "success"):
                     continue
                 states = api.task_states("urbanflow_transform", run["dag_run_id"])
-                if mart_rows(running["serving"], "fct_city_indicator") > 0 and (
-                    states.get("gate_and_publish") == "success"
+                if (
+                    mart_rows(running["serving"], "fct_city_indicator") > 0
+                    and partner_results_served(running["serving"]) >= pushed
+                    and states.get("gate_and_publish") == "success"
                 ):
                     return run
             return None
 
         wait_for(
-            "a fallback (scheduled) transform run to publish the sdmx series",
+            "a fallback (scheduled) transform run to publish the sdmx series and the pushes",
             published_by_the_fallback,
             deadline_s=900,  # generous: a loaded machine delays the scheduler's minute ticks
         )
@@ -285,9 +319,9 @@ def test_after_the_triggerer_is_killed_events_still_reach_serving_via_the_fallba
 def test_the_airflow_demo_publishes_through_the_batch_landed_asset_then_sends_and_builds_nothing(
     stack, monkeypatch
 ):
-    """The sdmx source DAG's events (and the direct sends) reach serving.duckdb through the
-    batch-landed asset, with no manual trigger of the transform DAG; a second demo sends and
-    builds nothing."""
+    """Events pushed through the partner API, the sdmx source DAG's and the demo's direct sends
+    reach serving.duckdb through the batch-landed asset, with no manual trigger of the transform
+    DAG; a second demo sends and builds nothing."""
     from rich.console import Console
 
     from connectors.orchestration.demo import run_airflow_demo
@@ -302,6 +336,8 @@ def test_the_airflow_demo_publishes_through_the_batch_landed_asset_then_sends_an
             not any(r["state"] in ("queued", "running") for r in api.runs("urbanflow_transform"))
         ),
     )
+    pushed = 5
+    push_through_the_api(stack, pushed)
     for name, value in stack["env"].items():
         if name.startswith("UF_"):
             monkeypatch.setenv(name, value)
@@ -317,13 +353,10 @@ def test_the_airflow_demo_publishes_through_the_batch_landed_asset_then_sends_an
         "published"
     )
     assert set(first.source_runs) == {"urbanflow_source_sdmx"}
-    assert dict(first.runs)["partner results"].sent > 0
-    with duckdb.connect(str(stack["serving"]), read_only=True) as con:
-        published = con.execute(
-            "select row_count from marts.fct_source_health where raw_table = ?",
-            ["partner_push_result_v1"],
-        ).fetchall()
-    assert published and published[0][0] > 0, "the partner results are not in serving.duckdb"
+    sent_results = dict(first.runs)["partner results"].sent
+    assert sent_results > 0
+    # the demo's partner results and the ones pushed through the API before it
+    assert partner_results_served(stack["serving"]) >= sent_results + pushed
     assert first.marts["marts.fct_city_indicator"] > 0  # the sdmx DAG's series
     assert api.base in text and "password from UF_AIRFLOW_ADMIN_PASSWORD" in text
     runs = api.runs("urbanflow_transform")

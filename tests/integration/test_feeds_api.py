@@ -21,7 +21,7 @@ import httpx
 import orjson
 import pytest
 import secrets_registry
-from test_api import CLI, WAIT_S, ApiServer, result_event
+from api_harness import CLI, WAIT_S, ApiServer, result_event
 
 from connectors.api.partners import PartnerStore
 from connectors.kafka.producer import EventProducer

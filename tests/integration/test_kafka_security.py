@@ -19,8 +19,8 @@ from pathlib import Path
 import duckdb
 import pytest
 import secrets_registry
+from api_harness import CLI, WAIT_S, ApiServer, result_event
 from sink_harness import Broker
-from test_api import CLI, WAIT_S, ApiServer, result_event
 
 from connectors.api.partners import PartnerStore
 
