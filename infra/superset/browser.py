@@ -41,6 +41,8 @@ CHROMIUM_ARGS = [
 #: Interval between two frames compared by `_screenshot` (polling, not a wait for speed).
 STABLE_POLL_MS = 500
 STABLE_MAX_MS = 30_000
+#: How often a dashboard whose charts vanished right after drawing (a re-mount) is looked at again.
+REDRAW_ATTEMPTS = 3
 
 # Chart holders and their final states in Superset 6.1's dashboard page.
 # A chart is drawn once its slice container (absent while "Waiting on <database>") holds a canvas,
@@ -153,8 +155,13 @@ def check_dashboard(page, url: str, slug: str, timeout_ms: int, shots: Path | No
             _ALL_DRAWN_JS, arg=[CHART_HOLDER, RENDERED, EMPTY, ERROR], timeout=timeout_ms
         )
 
-    frame = _stable_frame(page, timeout_ms, all_drawn)
-    states = page.evaluate(_STATE_JS, [CHART_HOLDER, RENDERED, EMPTY, ERROR])
+    # Superset may re-mount the grid once its native filters settle: the charts drawn a moment
+    # ago are gone and come back. A frame with no chart holder left is taken again.
+    for _ in range(REDRAW_ATTEMPTS):
+        frame = _stable_frame(page, timeout_ms, all_drawn)
+        states = page.evaluate(_STATE_JS, [CHART_HOLDER, RENDERED, EMPTY, ERROR])
+        if states:
+            break
     result["status"] = "ok"
     result["charts"] = len(states)
     result["rendered"] = sum(
