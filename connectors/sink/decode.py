@@ -14,6 +14,7 @@ from connectors.contracts.fast import compile_event_decoder
 from connectors.errors import ConfigError, ContractError
 from connectors.kafka.topics import TopicSpec
 from connectors.refusals import Refused, dead_letter_headers
+from connectors.sink import arrow
 from connectors.sink.raw import ARROW_SCHEMA, BATCH_COLUMNS, PAYLOAD_SCHEMA
 
 _ENCODE = msgspec.json.Encoder().encode
@@ -116,12 +117,9 @@ class ColumnBatch:
         """The batch's non-empty Arrow tables: payloads (`PAYLOAD_SCHEMA`), decoded columns."""
         tables = []
         if self.payloads["payload"]:
-            payloads = dict(self.payloads)
-            # one buffer for all payloads; the cast checks UTF-8 in C (msgspec did too)
-            payloads["payload"] = pa.array(payloads["payload"], pa.binary()).cast(pa.string())
-            tables.append(pa.table(payloads, schema=PAYLOAD_SCHEMA))
+            tables.append(arrow.table(self.payloads, PAYLOAD_SCHEMA))
         if self.columns["event_id"]:
-            tables.append(pa.table(self.columns, schema=ARROW_SCHEMA))
+            tables.append(arrow.table(self.columns, ARROW_SCHEMA))
         return tables
 
 
@@ -174,12 +172,19 @@ class RecordDecoder:
                     for value in values:
                         decode(value)
                     # msgspec skips what it need not decode (an unknown field) without checking
-                    # its UTF-8, and DuckDB reads the whole payload: one check in C for all
-                    b"\n".join(values).decode("utf-8")
+                    # its UTF-8, and DuckDB reads the whole payload: one check in C for all (a
+                    # newline cannot continue a character, so each payload is checked whole)
+                    arrow.check_utf8(b"\n".join(values))
                     batch.extend_payloads(records)
                     return []
             # msgspec raises UnicodeDecodeError for invalid UTF-8 inside a string
-            except (msgspec.ValidationError, msgspec.DecodeError, TypeError, UnicodeDecodeError):
+            except (
+                msgspec.ValidationError,
+                msgspec.DecodeError,
+                TypeError,
+                UnicodeDecodeError,
+                pa.ArrowInvalid,
+            ):
                 pass  # some record is bad: find it below
         dead: list[DeadLetter] = []
         for record in records:

@@ -11,6 +11,9 @@ from typing import NamedTuple
 
 import pyarrow as pa
 
+#: Text columns have 64-bit offsets: a batch of large events can pass 2 GiB of payload.
+TEXT = pa.large_string()
+
 
 class RawColumn(NamedTuple):
     """One raw column: its Arrow type in a decoded batch (None: the loader sets it at commit),
@@ -26,20 +29,16 @@ class RawColumn(NamedTuple):
 
 
 RAW_COLUMNS: tuple[RawColumn, ...] = (
-    RawColumn("event_id", pa.string(), "varchar", False, "CloudEvents `id`", "id"),
-    RawColumn("source", pa.string(), "varchar", False, "CloudEvents `source` URN", "source"),
-    RawColumn("type", pa.string(), "varchar", False, "CloudEvents `type`", "type"),
-    RawColumn("subject", pa.string(), "varchar", True, "CloudEvents `subject`", "subject"),
-    RawColumn("event_time", pa.string(), "timestamptz", True, "CloudEvents `time`", "time"),
-    RawColumn(
-        "specversion", pa.string(), "varchar", True, "CloudEvents spec version", "specversion"
-    ),
-    RawColumn(
-        "dataschema", pa.string(), "varchar", True, "URI of the `data` contract", "dataschema"
-    ),
-    RawColumn("data", pa.string(), "json", True, "the event's `data`, as JSON", "data"),
-    RawColumn("message_key", pa.string(), "varchar", True, "Kafka message key (UTF-8)"),
-    RawColumn("kafka_topic", pa.string(), "varchar", False, "Kafka topic read from"),
+    RawColumn("event_id", TEXT, "varchar", False, "CloudEvents `id`", "id"),
+    RawColumn("source", TEXT, "varchar", False, "CloudEvents `source` URN", "source"),
+    RawColumn("type", TEXT, "varchar", False, "CloudEvents `type`", "type"),
+    RawColumn("subject", TEXT, "varchar", True, "CloudEvents `subject`", "subject"),
+    RawColumn("event_time", TEXT, "timestamptz", True, "CloudEvents `time`", "time"),
+    RawColumn("specversion", TEXT, "varchar", True, "CloudEvents spec version", "specversion"),
+    RawColumn("dataschema", TEXT, "varchar", True, "URI of the `data` contract", "dataschema"),
+    RawColumn("data", TEXT, "json", True, "the event's `data`, as JSON", "data"),
+    RawColumn("message_key", TEXT, "varchar", True, "Kafka message key (UTF-8)"),
+    RawColumn("kafka_topic", TEXT, "varchar", False, "Kafka topic read from"),
     RawColumn("kafka_partition", pa.int32(), "integer", False, "Kafka partition read from"),
     RawColumn("kafka_offset", pa.int64(), "bigint", False, "Kafka offset in its partition"),
     RawColumn(
@@ -53,7 +52,7 @@ BATCH_COLUMNS: tuple[str, ...] = tuple(c.name for c in RAW_COLUMNS if c.arrow is
 ARROW_SCHEMA = pa.schema([(c.name, c.arrow) for c in RAW_COLUMNS if c.arrow is not None])
 #: A batch of validated payloads: the event's JSON text, then the columns read from the record.
 PAYLOAD_SCHEMA = pa.schema(
-    [("payload", pa.string())]
+    [("payload", TEXT)]
     + [(c.name, c.arrow) for c in RAW_COLUMNS if c.arrow is not None and c.attribute is None]
 )
 

@@ -3,6 +3,11 @@
 Each batch and the next offsets of its partitions commit in one DuckDB transaction; on start and on
 every rebalance the sink seeks to the offsets stored in the warehouse, so a crash anywhere neither
 loses nor duplicates a record. Offsets are also committed to Kafka, so consumer lag stays visible.
+
+A batch is written on a thread of its own while the next one is read and checked: DuckDB's insert
+runs without the GIL, so reading and writing share the machine's cores instead of taking turns.
+One batch at a time is in the writer's hands, and the consumer is only touched on the main thread
+(kafka-python's consumer is not thread-safe).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import signal
 import time
 import uuid
 from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,9 +74,11 @@ class SinkStats:
 
 
 class _Pending:
-    """Records decoded since the last commit, grouped per raw table."""
+    """Records read since the last commit, as polled (one list per partition and poll); the
+    writer thread decodes them into `batches` per raw table and `dead`."""
 
     def __init__(self) -> None:
+        self.polled: list[list[Any]] = []
         self.batches: dict[str, ColumnBatch] = defaultdict(ColumnBatch)
         self.dead: list[DeadLetter] = []
         self.first_offsets: dict[tuple[str, int], int] = {}
@@ -93,6 +101,11 @@ class Sink:
         self.show_progress = show_progress
         self._stopping = False
         self._pending = _Pending()
+        #: the batch the writer thread has in hand, and what its write returns (rows per table)
+        self._in_flight: tuple[_Pending, Future[dict[str, int]]] | None = None
+        #: partitions re-seeked after a stale batch: the rest of the poll in hand is not used
+        self._reseeked: set[tuple[str, int]] = set()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="urbanflow-sink-writer")
         self._consumer: KafkaConsumer | None = None
         self._producer: EventProducer | None = None
         with connect(settings.warehouse_path) as con:
@@ -152,8 +165,11 @@ class Sink:
         return bool(self._consumer.partitions_for_topic(topic))
 
     def _close(self) -> None:
-        if self._pending and self._consumer is not None:
-            self._commit()
+        try:
+            if self._consumer is not None:
+                self._commit(wait=True)
+        finally:
+            self._writer.shutdown(wait=True)
         if self._producer is not None:
             self._producer.confirm()
             self._producer.close()
@@ -169,6 +185,7 @@ class Sink:
             while not self._stopping:
                 if max_seconds is not None and self.stats.seconds >= max_seconds:
                     break
+                self._reseeked.clear()
                 polled = self._consumer.poll(timeout_ms=200)
                 if not polled and resume_stalled_join(self._consumer):
                     log.warning("group %s: finishing a join kafka-python left", settings.sink_group)
@@ -178,7 +195,7 @@ class Sink:
                     self._no_assignment(until_caught_up)
                     unassigned_since = time.monotonic()
                 for records in polled.values():
-                    self._decode(records)
+                    self._take(records)
                 pending = self._pending
                 age_ms = (time.monotonic() - pending.opened) * 1000
                 if pending and (
@@ -186,9 +203,20 @@ class Sink:
                     or pending.count >= settings.sink_batch_max_records
                     or age_ms >= settings.sink_batch_max_ms
                 ):
-                    self._commit()
-                    progress.update()
-                if until_caught_up and not polled and not self._pending and self._caught_up():
+                    if not self._writer_busy():
+                        self._commit()
+                elif self._in_flight is not None and self._in_flight[1].done():
+                    self._settle()  # count it and commit its offsets to Kafka without delay
+                if not polled:
+                    self._settle()  # idle: see the write in hand through
+                progress.update()
+                if (
+                    until_caught_up
+                    and not polled
+                    and not self._pending
+                    and self._in_flight is None
+                    and self._caught_up()
+                ):
                     break
 
     def _no_assignment(self, until_caught_up: bool) -> None:
@@ -207,7 +235,17 @@ class Sink:
             )
         log.warning("%s; still trying", message)
 
-    def _decode(self, records: list[Any]) -> None:
+    def _writer_busy(self) -> bool:
+        """Whether the writer still holds a batch while this one may grow: reading on instead
+        of waiting keeps the main thread on what only it can do (up to twice the batch size)."""
+        in_flight = self._in_flight
+        return (
+            in_flight is not None
+            and not in_flight[1].done()
+            and self._pending.count < 2 * self.settings.sink_batch_max_records
+        )
+
+    def _take(self, records: list[Any]) -> None:
         first = records[0]
         partition = (first.topic, first.partition)
         expected = self._pending.next_offsets.get(partition)
@@ -215,22 +253,38 @@ class Sink:
             # The partition was rewound (a rebalance re-seeked it): never mix the two reads in
             # one batch. Commit what we hold (the offset fence decides if it still may) first.
             self._commit()
+        if partition in self._reseeked:
+            return  # these follow on from a stale batch's records; read again from the warehouse
         pending = self._pending
         if not pending:
             pending.opened = time.monotonic()  # a batch's age counts from its first record
-        batch = pending.batches[self.specs[first.topic].raw_table]
-        pending.dead.extend(self.decoder.decode_records(records, batch))
+        pending.polled.append(records)
         pending.first_offsets.setdefault(partition, first.offset)
         pending.next_offsets[partition] = records[-1].offset + 1
         pending.count += len(records)
 
-    def _commit(self) -> None:
-        """Rows, dead-letter rows and next offsets in one DuckDB transaction, fenced on the stored
-        offsets. Dead letters go to Kafka (confirmed) inside that transaction, after the fence:
-        a stale batch sends none, and a crash can at worst repeat one, never lose one."""
-        assert self._consumer is not None and self._producer is not None
-        pending, self._pending = self._pending, _Pending()
-        tables = {name: batch.to_arrow() for name, batch in pending.batches.items() if len(batch)}
+    def _commit(self, *, wait: bool = False) -> None:
+        """Hand the records decoded so far to the writer thread, once the batch it holds is
+        settled; with `wait`, settle this one too."""
+        assert self._consumer is not None
+        self._settle()
+        if self._pending:
+            pending, self._pending = self._pending, _Pending()
+            self._in_flight = (pending, self._writer.submit(self._write, pending))
+        if wait:
+            self._settle()
+
+    def _write(self, pending: _Pending) -> dict[str, int]:
+        """On the writer thread: rows, dead-letter rows and next offsets in one DuckDB
+        transaction, fenced on the stored offsets. Dead letters go to Kafka (confirmed) inside
+        that transaction, after the fence: a stale batch sends none, and a crash can at worst
+        repeat one, never lose one. Decoding happens here too, so that the main thread's only
+        Python work is reading from Kafka."""
+        for records in pending.polled:
+            batch = pending.batches[self.specs[records[0].topic].raw_table]
+            pending.dead.extend(self.decoder.decode_records(records, batch))
+        pending.polled.clear()
+        tables = {n: batch.to_arrow() for n, batch in pending.batches.items() if len(batch)}
         pending.batches.clear()  # the Arrow copy is all we need now; keeps peak memory down
         try:
             with open_writer(self.settings.warehouse_path, WRITER_MEMORY_LIMIT) as con:
@@ -242,20 +296,38 @@ class Sink:
                     pending.next_offsets,
                     before_write=lambda: self._send_dead_letters(pending.dead),
                 )
+            return {name: sum(t.num_rows for t in parts) for name, parts in tables.items()}
+        finally:
+            tables.clear()
+            release_freed_memory()
+
+    def _settle(self) -> None:
+        """Wait for the batch the writer holds, then do what only the main thread may: count it
+        and commit its offsets to Kafka, or, if it was stale, read it again."""
+        if self._in_flight is None:
+            return
+        assert self._consumer is not None
+        pending, write = self._in_flight
+        self._in_flight = None
+        try:
+            loaded = write.result()
         except StaleBatchError:
-            # Nothing of this batch was written: read all its partitions again from the stored
-            # offsets (those past the fence belong to someone else's work).
+            # Nothing of this batch was written: read its partitions again from the stored
+            # offsets (those past the fence belong to someone else's work), and so the records
+            # read after it, which follow on from where it should have ended.
             self.stats.stale_batches += 1
+            partitions = {*pending.next_offsets, *self._pending.next_offsets}
+            self._pending = _Pending()
+            self._reseeked |= partitions
             assigned = self._consumer.assignment()
             self.seek_to_stored(
-                [
-                    TopicPartition(t, p)
-                    for t, p in pending.next_offsets
-                    if TopicPartition(t, p) in assigned
-                ]
+                [TopicPartition(t, p) for t, p in partitions if TopicPartition(t, p) in assigned]
             )
             return
-        loaded = {name: sum(t.num_rows for t in parts) for name, parts in tables.items()}
+        except BaseException:
+            # Not committed, like the records read after it: the stored offsets bring both back.
+            self._pending = _Pending()
+            raise
         self.stats.batches += 1
         self.stats.loaded += sum(loaded.values())
         self.stats.dead_lettered += len(pending.dead)
@@ -272,7 +344,6 @@ class Sink:
             # the warehouse's offsets are the record (committed above); Kafka's only show lag
             log.warning("group offsets not committed to Kafka (%s); the warehouse has them", exc)
         self._announce(loaded, len(pending.dead), pending.next_offsets)
-        release_freed_memory()
 
     def _send_dead_letters(self, dead_letters: list[DeadLetter]) -> None:
         assert self._producer is not None
