@@ -4,8 +4,9 @@ Each batch and the next offsets of its partitions commit in one DuckDB transacti
 every rebalance the sink seeks to the offsets stored in the warehouse, so a crash anywhere neither
 loses nor duplicates a record. Offsets are also committed to Kafka, so consumer lag stays visible.
 
-A batch is written on a thread of its own while the next one is read and checked: DuckDB's insert
-runs without the GIL, so reading and writing share the machine's cores instead of taking turns.
+A batch is validated and written on a thread of its own while the next one is read: DuckDB's
+insert runs without the GIL, so reading and writing share the machine's cores instead of taking
+turns, and the main thread keeps to kafka-python's poll, the one step that cannot move.
 One batch at a time is in the writer's hands, and the consumer is only touched on the main thread
 (kafka-python's consumer is not thread-safe).
 """
@@ -264,7 +265,7 @@ class Sink:
         pending.count += len(records)
 
     def _commit(self, *, wait: bool = False) -> None:
-        """Hand the records decoded so far to the writer thread, once the batch it holds is
+        """Hand the records read so far to the writer thread, once the batch it holds is
         settled; with `wait`, settle this one too."""
         assert self._consumer is not None
         self._settle()
