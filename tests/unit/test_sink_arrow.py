@@ -1,4 +1,4 @@
-"""The sink's Arrow columns, laid out from buffers: the same values `pa.array` would give, no pandas."""
+"""The sink's Arrow columns, laid out from buffers: the values `pa.array` gives, no pandas."""
 
 from __future__ import annotations
 
