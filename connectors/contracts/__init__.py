@@ -23,6 +23,11 @@ from connectors.settings import Settings
 
 _VERSION_RE = re.compile(r"^(?P<family>.+)\.v(?P<version>[0-9]+)$")
 
+#: Seconds 00-59: RFC 3339 allows a leap second (:60), which no warehouse timestamp holds, so one
+#: such value would stop its batch or the dbt model casting it, not that event alone. Every
+#: `date-time` of a contract gets it too (`_storable_timestamps`).
+NO_LEAP_SECOND = "^.{10}[Tt].{6}[0-5]"
+
 # CloudEvents 1.0, structured JSON mode, with the attributes DESIGN.md §2 makes mandatory here.
 ENVELOPE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -32,8 +37,7 @@ ENVELOPE_SCHEMA: dict[str, Any] = {
         "id": {"type": "string", "minLength": 1, "maxLength": 200},
         "source": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": "^urn:"},
         "type": {"type": "string", "minLength": 1},
-        # seconds 00-59: RFC 3339 allows a leap second (:60), which no warehouse timestamp holds
-        "time": {"type": "string", "format": "date-time", "pattern": "^.{10}[Tt].{6}[0-5]"},
+        "time": {"type": "string", "format": "date-time", "pattern": NO_LEAP_SECOND},
         "subject": {"type": "string", "maxLength": 500},
         "dataschema": {"type": "string"},
         "datacontenttype": {"const": "application/json"},
@@ -98,12 +102,25 @@ def _bounded_integers(schema: Any) -> Any:
     return bounded
 
 
+def _storable_timestamps(schema: Any) -> Any:
+    """`schema` with every `date-time` refusing a leap second (`NO_LEAP_SECOND`), where it sets
+    no pattern of its own."""
+    if isinstance(schema, list):
+        return [_storable_timestamps(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    storable = {key: _storable_timestamps(value) for key, value in schema.items()}
+    if schema.get("format") == "date-time":
+        storable.setdefault("pattern", NO_LEAP_SECOND)
+    return storable
+
+
 def _compile(schema: dict[str, Any], event_type: str, path: Path) -> Contract:
     match = _VERSION_RE.match(event_type)
     if not match:
         raise ContractError(f"contract file name {event_type!r} must end in .v<N>")
     data_schema = {k: v for k, v in schema.items() if k not in ("$schema", "$id")}
-    data_schema = _bounded_integers(data_schema)
+    data_schema = _storable_timestamps(_bounded_integers(data_schema))
     event_schema = copy.deepcopy(ENVELOPE_SCHEMA)
     event_schema["properties"]["type"] = {"const": event_type}
     event_schema["properties"]["data"] = data_schema

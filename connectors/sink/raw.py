@@ -65,12 +65,20 @@ def create_table_sql(table: str) -> str:
     return f"create table if not exists raw.{table} (\n    {columns}\n)"
 
 
+def _cast(expression: str, column: RawColumn) -> str:
+    """`expression` cast to the column's DuckDB type. A text timestamp is upper-cased first:
+    RFC 3339 (and so the contracts) allows a lowercase `t` and `z`, which DuckDB's cast refuses,
+    and one such event would stop its whole batch from ever committing."""
+    if column.duckdb == "timestamptz" and column.arrow == TEXT:
+        expression = f"upper({expression})"
+    return f"cast({expression} as {column.duckdb})"
+
+
 def insert_sql(table: str, relation: str) -> str:
     """Insert of a registered Arrow batch into raw.<table>, each column cast to its DuckDB type;
     a column the batch lacks (`ingested_at`) is a parameter: bind the commit time to it."""
     values = ", ".join(
-        f"cast({c.name} as {c.duckdb})" if c.arrow is not None else f"?::{c.duckdb}"
-        for c in RAW_COLUMNS
+        _cast(c.name, c) if c.arrow is not None else f"?::{c.duckdb}" for c in RAW_COLUMNS
     )
     names = ", ".join(c.name for c in RAW_COLUMNS)
     return f"insert into raw.{table} ({names}) select {values} from {relation}"
@@ -86,9 +94,9 @@ def insert_payloads_sql(table: str, relation: str) -> str:
         if c.attribute is not None
     )
     values = ", ".join(
-        f'cast(event."{c.attribute}" as {c.duckdb})'
+        _cast(f'event."{c.attribute}"', c)
         if c.attribute is not None
-        else f"cast({c.name} as {c.duckdb})"
+        else _cast(c.name, c)
         if c.arrow is not None
         else f"?::{c.duckdb}"
         for c in RAW_COLUMNS

@@ -45,3 +45,11 @@
             order by kafka_offset asc, kafka_partition asc, ingested_at asc
         ) = 1
 {%- endmacro %}
+
+{#-
+    A contract's RFC 3339 date-time, read from the event's data as a timestamptz. RFC 3339 allows
+    a lowercase `t` and `z`, which DuckDB's cast refuses: one such event would stop the model.
+-#}
+{% macro payload_timestamp(json_path) -%}
+    cast(upper(data ->> '{{ json_path }}') as timestamptz)
+{%- endmacro %}

@@ -148,6 +148,37 @@ def test_a_leap_second_is_refused_by_both_paths_naming_time():
         compile_event_decoder(contract.event_schema, "E").decode(orjson.dumps(event))
 
 
+def test_a_leap_second_in_a_data_date_time_is_refused_by_both_paths_naming_the_field():
+    """The same holds for every date-time of a contract: dbt casts them to timestamptz, and one
+    leap second would stop the staging model, not that event alone."""
+    contract = get_contract("org.urbanflow.utility.meter_reading.v1")
+    event = {
+        "specversion": "1.0",
+        "id": "m-1",
+        "source": "urn:utility:test",
+        "type": contract.event_type,
+        "time": "2026-01-01T00:00:00Z",
+        "data": {
+            "meter_id": "KENBO-W-000123",
+            "city_code": "KENBO",
+            "service": "water",
+            "kind": "water_kiosk",
+            "reading_time": "2016-12-31T23:59:60Z",
+            "value": 1.0,
+            "unit": "m3",
+            "cumulative": False,
+            "sequence": 1,
+        },
+    }
+    with pytest.raises(ContractError, match=r"reading_time"):
+        contract.validate_event(event)
+    with pytest.raises(msgspec.ValidationError):
+        compile_event_decoder(contract.event_schema, "E").decode(orjson.dumps(event))
+    event["data"]["reading_time"] = "2016-12-31t23:59:59z"  # lowercase is RFC 3339 too
+    contract.validate_event(event)
+    compile_event_decoder(contract.event_schema, "E").decode(orjson.dumps(event))
+
+
 def test_an_integer_past_bigint_is_refused_even_written_as_an_integral_number():
     """JSON Schema's "integer" takes 1e308; the warehouse's BIGINT cannot, and one such event
     would stop the dbt model that casts it (what the Kafka fuzz test found on GDACS ids)."""

@@ -201,3 +201,21 @@ def test_a_topic_whose_event_type_has_no_contract_is_a_start_up_error_naming_bot
     message = str(info.value)
     assert TOPIC.name in message and "org.urbanflow.nothing.v1" in message
     assert "has no contract" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("written", ["2026-01-01t08:30:00z", "2026-01-01T08:30:00z"])
+def test_a_lowercase_t_or_z_in_time_loads_on_both_paths_as_the_same_instant(
+    decoder, valid_event, written
+):
+    """RFC 3339 (and the contracts) allow a lowercase `t` and `z`, which DuckDB's timestamp cast
+    refuses: one such event would stop its whole batch from committing, on every retry."""
+    valid_event["time"] = written
+    fast, slow = ColumnBatch(), ColumnBatch()
+    raw = orjson.dumps(valid_event)
+    assert decoder.decode_records([record(raw)], fast) == []
+    assert decoder.decode_into(record(raw), slow) is None
+
+    for batch in (fast, slow):
+        (row,) = _loaded_rows(batch)
+        loaded = row[NAMES.index("event_time")]
+        assert loaded.isoformat().replace("+00:00", "Z") == "2026-01-01T08:30:00Z"

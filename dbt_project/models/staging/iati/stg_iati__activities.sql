@@ -13,7 +13,7 @@ renamed as (
 
         -- payload, as sent (contract org.urbanflow.iati.activity.v1)
         data ->> '$.iati_identifier' as iati_identifier,
-        cast(data ->> '$.last_updated' as timestamptz) as last_updated,
+        {{ payload_timestamp('$.last_updated') }} as last_updated,
         data ->> '$.reporting_org.ref' as reporting_org_ref,
         data ->> '$.reporting_org.type' as reporting_org_type,
         data ->> '$.reporting_org.name' as reporting_org_name,

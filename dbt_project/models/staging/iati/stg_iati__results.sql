@@ -13,7 +13,7 @@ renamed as (
 
         -- payload, as sent (contract org.urbanflow.iati.result.v1)
         data ->> '$.iati_identifier' as iati_identifier,
-        cast(data ->> '$.last_updated' as timestamptz) as last_updated,
+        {{ payload_timestamp('$.last_updated') }} as last_updated,
         cast(data ->> '$.result_index' as integer) as result_index,
         data ->> '$.result_type_code' as result_type_code,
         data ->> '$.result_title' as result_title,

@@ -13,7 +13,7 @@ renamed as (
 
         -- payload, as sent (contract org.urbanflow.iati.transaction.v1)
         data ->> '$.iati_identifier' as iati_identifier,
-        cast(data ->> '$.last_updated' as timestamptz) as last_updated,
+        {{ payload_timestamp('$.last_updated') }} as last_updated,
         cast(data ->> '$.transaction_index' as integer) as transaction_index,
         data ->> '$.ref' as transaction_ref,
         data ->> '$.type_code' as transaction_type_code,

@@ -16,7 +16,7 @@ renamed as (
         data ->> '$.city_code' as city_code,
         data ->> '$.service' as service,
         data ->> '$.kind' as meter_kind,
-        cast(data ->> '$.reading_time' as timestamptz) as reading_time,
+        {{ payload_timestamp('$.reading_time') }} as reading_time,
         cast(data ->> '$.value' as double) as reading_value,
         data ->> '$.unit' as unit,
         cast(data ->> '$.cumulative' as boolean) as is_cumulative,

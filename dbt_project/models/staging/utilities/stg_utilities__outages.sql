@@ -16,8 +16,8 @@ renamed as (
         data ->> '$.city_code' as city_code,
         data ->> '$.service' as service,
         data ->> '$.area' as area,
-        cast(data ->> '$.started_at' as timestamptz) as started_at,
-        cast(data ->> '$.ended_at' as timestamptz) as ended_at,
+        {{ payload_timestamp('$.started_at') }} as started_at,
+        {{ payload_timestamp('$.ended_at') }} as ended_at,
         cast(data ->> '$.customers_affected' as bigint) as customers_affected,
         data ->> '$.cause' as cause,
 
