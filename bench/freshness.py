@@ -33,7 +33,6 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import httpx
 import psutil
 from rich.console import Console
@@ -47,6 +46,7 @@ from connectors.orchestration.client import AirflowClient
 from connectors.orchestration.demo import run_airflow_demo
 from connectors.settings import OrchestrationSettings, Settings
 from connectors.status import broker_status
+from connectors.status import served_rows as served_row_count
 
 REPO = Path(__file__).resolve().parents[1]
 #: Read by bench/sink_throughput.py, whose table (`make bench`) shows the last freshness run.
@@ -75,17 +75,9 @@ def free_ports(count: int) -> list[int]:
 
 
 def served_rows(serving: Path) -> int:
-    """Partner-result rows as the published health mart counts them (0 before the first)."""
-    if not serving.exists():
-        return 0
-    try:
-        with duckdb.connect(str(serving), read_only=True) as con:
-            row = con.execute(
-                "select row_count from marts.fct_source_health where raw_table = ?", [RAW_TABLE]
-            ).fetchall()
-    except duckdb.Error:  # mid-replace: the next poll sees the new file
-        return -1
-    return int(row[0][0]) if row else 0
+    """Partner-result rows as the published health mart counts them (-1 mid-replace)."""
+    count = served_row_count(serving, RAW_TABLE)
+    return -1 if count is None else count
 
 
 def pause_when_idle(client: AirflowClient) -> None:

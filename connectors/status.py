@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 from kafka import TopicPartition
 from kafka.admin import OffsetSpec
 from kafka.errors import KafkaError
@@ -78,6 +79,22 @@ def broker_status(bootstrap: str, specs: list[TopicSpec], group: str) -> StatusR
         return StatusReport(broker_ok=False, broker_detail=f"broker at {bootstrap} errored: {exc}")
     finally:
         admin.close()
+
+
+def served_rows(serving: Path, raw_table: str) -> int | None:
+    """Rows of `raw_table` as the published health mart (`marts.fct_source_health`) counts them:
+    what analysts see of it. 0 before the first publish; None while serving.duckdb is being
+    replaced (ask again)."""
+    if not serving.exists():
+        return 0
+    try:
+        with duckdb.connect(str(serving), read_only=True) as con:
+            row = con.execute(
+                "select row_count from marts.fct_source_health where raw_table = ?", [raw_table]
+            ).fetchall()
+    except duckdb.Error:
+        return None
+    return int(row[0][0]) if row else 0
 
 
 def warehouse_counts(warehouse: Path) -> dict[str, int]:

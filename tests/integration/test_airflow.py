@@ -35,7 +35,7 @@ from connectors.api.partners import PartnerStore
 from connectors.kafka.topics import apply_topics, load_topics
 from connectors.orchestration.client import AirflowClient
 from connectors.settings import Settings
-from connectors.status import broker_status
+from connectors.status import broker_status, served_rows
 
 # each test starts Airflow (a minute on a busy machine) and waits on real DAG runs
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -133,14 +133,7 @@ def mart_rows(serving: Path, table: str | None = None) -> int:
 
 def partner_results_served(serving: Path) -> int:
     """Partner-result events in serving.duckdb, as its health mart counts the raw table."""
-    if not serving.exists():
-        return 0
-    with duckdb.connect(str(serving), read_only=True) as con:
-        rows = con.execute(
-            "select row_count from marts.fct_source_health where raw_table = ?",
-            ["partner_push_result_v1"],
-        ).fetchall()
-    return int(rows[0][0]) if rows else 0
+    return served_rows(serving, "partner_push_result_v1") or 0
 
 
 def push_through_the_api(running: dict[str, Any], count: int) -> None:

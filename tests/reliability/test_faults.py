@@ -51,6 +51,7 @@ from connectors.kafka.topics import TopicSpec, apply_topics, load_topics
 from connectors.samples.synthetic import OBSERVATION_TYPE, observation_events
 from connectors.settings import Settings
 from connectors.sink.service import BATCH_LANDED_TOPIC
+from connectors.status import served_rows
 from connectors.warehouse import lock_path, warehouse_lock
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -553,12 +554,8 @@ def _served(serving: Path) -> tuple[str, dict[str, int]]:
     return _sha256(serving), counts
 
 
-def _sdmx_rows_served(serving: Path) -> int:
-    with duckdb.connect(str(serving), read_only=True) as con:
-        return con.execute(
-            "select row_count from marts.fct_source_health where raw_table = ?",
-            ["stats_sdmx_observation_v1"],
-        ).fetchone()[0]
+def _sdmx_rows_served(serving: Path) -> int | None:
+    return served_rows(serving, "stats_sdmx_observation_v1")
 
 
 def _kill_group_when(
@@ -662,7 +659,7 @@ def test_dbt_gate_and_publish_killed_keep_the_last_good_serving_and_next_runs_re
     pipeline = published_pipeline.ready()
     waited_s = time.monotonic() - started
     good = _served(pipeline.serving)
-    served_rows = _sdmx_rows_served(pipeline.serving)
+    served_before = _sdmx_rows_served(pipeline.serving)
     pipeline.produce(PublishedPipeline.EVENTS)  # new events, so the refresh has work to do
     assert pipeline.cli("sink", "run", "--until-caught-up").returncode == 0
 
@@ -693,7 +690,7 @@ def test_dbt_gate_and_publish_killed_keep_the_last_good_serving_and_next_runs_re
 
     assert published.returncode == 0, published.stdout + published.stderr
     served_after = _sdmx_rows_served(pipeline.serving)
-    assert served_after == pipeline.raw_rows() > served_rows  # all that landed, now served
+    assert served_after == pipeline.raw_rows() > served_before  # all that landed, now served
     leftovers = sorted(p.name for p in (pipeline.folder / "candidates").glob("serving-*.duckdb"))
     with duckdb.connect(str(pipeline.warehouse), read_only=True) as con:
         recorded_published = con.execute(
@@ -703,7 +700,7 @@ def test_dbt_gate_and_publish_killed_keep_the_last_good_serving_and_next_runs_re
         "dbt/gate/publish SIGKILL",
         started,
         kills=4,
-        served_rows_before=served_rows,
+        served_rows_before=served_before,
         served_rows_after=served_after,
         candidates_left_by_kills=len(leftovers),
         runs_recorded_published=recorded_published,
