@@ -102,9 +102,20 @@ def _bounded_integers(schema: Any) -> Any:
     return bounded
 
 
+#: How the contracts spell a calendar date (draft 4 has no `date` format)...
+ISO_DATE = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+#: ...and what it must also be for dbt's cast to `date`: a day that exists (2024-02-29 does,
+#: 2023-02-29 and 2024-04-31 do not). One impossible date would stop its staging model.
+CALENDAR_DATE = (
+    "^(?:[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]"
+    "|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])"
+    "|(?:[02468][048]|[13579][26])00)-02-29)$"
+)
+
+
 def _storable_timestamps(schema: Any) -> Any:
     """`schema` with every `date-time` refusing a leap second (`NO_LEAP_SECOND`), where it sets
-    no pattern of its own."""
+    no pattern of its own, and every `ISO_DATE` a day that exists (`CALENDAR_DATE`)."""
     if isinstance(schema, list):
         return [_storable_timestamps(item) for item in schema]
     if not isinstance(schema, dict):
@@ -112,6 +123,8 @@ def _storable_timestamps(schema: Any) -> Any:
     storable = {key: _storable_timestamps(value) for key, value in schema.items()}
     if schema.get("format") == "date-time":
         storable.setdefault("pattern", NO_LEAP_SECOND)
+    if schema.get("pattern") == ISO_DATE:
+        storable["pattern"] = CALENDAR_DATE
     return storable
 
 

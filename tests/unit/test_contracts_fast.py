@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -15,6 +16,8 @@ from connectors.contracts import get_contract, registry
 from connectors.contracts.fast import NotCompilable, compile_event_decoder, to_type
 from connectors.errors import ContractError
 from connectors.samples.synthetic import observation_events
+
+REPO = Path(__file__).resolve().parents[2]
 
 OBSERVATION = "org.urbanflow.stats.observation.v1"
 
@@ -177,6 +180,37 @@ def test_a_leap_second_in_a_data_date_time_is_refused_by_both_paths_naming_the_f
     event["data"]["reading_time"] = "2016-12-31t23:59:59z"  # lowercase is RFC 3339 too
     contract.validate_event(event)
     compile_event_decoder(contract.event_schema, "E").decode(orjson.dumps(event))
+
+
+@pytest.mark.parametrize(
+    ("written", "valid"),
+    [("2024-02-29", True), ("2023-02-29", False), ("2024-04-31", False), ("2024-13-01", False)],
+)
+def test_a_date_must_be_a_day_that_exists_on_both_paths(written, valid):
+    """Dates are a pattern in the contracts (draft 4 has no `date` format), and dbt casts them
+    to `date`: one impossible day would stop the staging model, not that event alone."""
+    from connectors.sources.iati import activity_records, read_inputs
+
+    activity = read_inputs([str(REPO / "sample_data" / "iati")])[0].activities[0]
+    record = next(r for r in activity_records(activity) if r.stream.name == "transactions")
+    contract = get_contract(record.stream.event_type)
+    event = {
+        "specversion": "1.0",
+        "id": record.event_id,
+        "source": record.source,
+        "type": contract.event_type,
+        "time": "2026-01-01T00:00:00Z",
+        "data": {**record.data, "date": written},
+    }
+    decoder = compile_event_decoder(contract.event_schema, "E")
+    if valid:
+        contract.validate_event(event)
+        decoder.decode(orjson.dumps(event))
+        return
+    with pytest.raises(ContractError, match=r"\$\.data\.date"):
+        contract.validate_event(event)
+    with pytest.raises(msgspec.ValidationError):
+        decoder.decode(orjson.dumps(event))
 
 
 def test_an_integer_past_bigint_is_refused_even_written_as_an_integral_number():
