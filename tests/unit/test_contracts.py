@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -165,3 +166,32 @@ def test_observation_v2_carries_annotations_measures_and_deletions_that_v1_refus
         get_contract(OBSERVATION).validate_data(deletion)
     with pytest.raises(ContractError, match="action"):
         get_contract(OBSERVATION_V2).validate_data({**VALID_DATA, "action": "purge"})
+
+
+#: Staging folders of dbt_project and the contracts their models read.
+_STAGING_CONTRACTS = {"hxl": "hxl", "iati": "iati", "utilities": "utility", "gdacs": "hazard"}
+_INTEGER_CAST = re.compile(r"cast\(data ->> '\$\.(\w+)' as integer\)")
+
+
+def test_every_field_dbt_casts_to_integer_is_bounded_to_integer_in_its_contracts():
+    """An integer above 2^31 - 1 that the contract lets through would stop the staging model
+    casting it to `integer`, not that event alone (the contracts bound integers to BIGINT)."""
+    staging = Path(__file__).resolve().parents[2] / "dbt_project" / "models" / "staging"
+    checked = 0
+    for folder, family in _STAGING_CONTRACTS.items():
+        fields = {
+            m
+            for sql in (staging / folder).glob("*.sql")
+            for m in _INTEGER_CAST.findall(sql.read_text())
+        }
+        for contract in registry().values():
+            if not contract.event_type.startswith(f"org.urbanflow.{family}."):
+                continue
+            properties = contract.event_schema["properties"]["data"].get("properties", {})
+            for name in fields & set(properties):
+                assert properties[name].get("maximum", 2**63) <= 2**31 - 1, (
+                    contract.event_type,
+                    name,
+                )
+                checked += 1
+    assert checked >= 10  # hxl row/column (v1, v2), iati indices and baseline year, kpi row
