@@ -195,3 +195,11 @@ def test_every_field_dbt_casts_to_integer_is_bounded_to_integer_in_its_contracts
                 )
                 checked += 1
     assert checked >= 10  # hxl row/column (v1, v2), iati indices and baseline year, kpi row
+
+
+@pytest.mark.parametrize("period", ["2024-13", "2024-00", "2023-02-29", "2024-04-31"])
+def test_an_sdmx_period_that_is_no_period_is_refused_naming_time_period(period):
+    """The marts derive each period's first day, and a null one fails their not_null tests,
+    which stops every publish: such an event must be refused alone (as the SDMX reader does)."""
+    with pytest.raises(ContractError, match="time_period"):
+        get_contract(OBSERVATION).validate_data({**VALID_DATA, "time_period": period})
