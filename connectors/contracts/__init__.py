@@ -25,7 +25,7 @@ _VERSION_RE = re.compile(r"^(?P<family>.+)\.v(?P<version>[0-9]+)$")
 
 #: Seconds 00-59: RFC 3339 allows a leap second (:60), which no warehouse timestamp holds, so one
 #: such value would stop its batch or the dbt model casting it, not that event alone. Every
-#: `date-time` of a contract gets it too (`_storable_timestamps`).
+#: `date-time` of a contract gets it too (`_storable_dates_and_times`).
 NO_LEAP_SECOND = "^.{10}[Tt].{6}[0-5]"
 
 # CloudEvents 1.0, structured JSON mode, with the attributes DESIGN.md §2 makes mandatory here.
@@ -113,14 +113,14 @@ CALENDAR_DATE = (
 )
 
 
-def _storable_timestamps(schema: Any) -> Any:
+def _storable_dates_and_times(schema: Any) -> Any:
     """`schema` with every `date-time` refusing a leap second (`NO_LEAP_SECOND`), where it sets
     no pattern of its own, and every `ISO_DATE` a day that exists (`CALENDAR_DATE`)."""
     if isinstance(schema, list):
-        return [_storable_timestamps(item) for item in schema]
+        return [_storable_dates_and_times(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    storable = {key: _storable_timestamps(value) for key, value in schema.items()}
+    storable = {key: _storable_dates_and_times(value) for key, value in schema.items()}
     if schema.get("format") == "date-time":
         storable.setdefault("pattern", NO_LEAP_SECOND)
     if schema.get("pattern") == ISO_DATE:
@@ -133,7 +133,7 @@ def _compile(schema: dict[str, Any], event_type: str, path: Path) -> Contract:
     if not match:
         raise ContractError(f"contract file name {event_type!r} must end in .v<N>")
     data_schema = {k: v for k, v in schema.items() if k not in ("$schema", "$id")}
-    data_schema = _storable_timestamps(_bounded_integers(data_schema))
+    data_schema = _storable_dates_and_times(_bounded_integers(data_schema))
     event_schema = copy.deepcopy(ENVELOPE_SCHEMA)
     event_schema["properties"]["type"] = {"const": event_type}
     event_schema["properties"]["data"] = data_schema
