@@ -71,6 +71,8 @@ class Settings:
     sink_instance_id: str | None
     sink_batch_max_records: int
     sink_batch_max_ms: int
+    #: how long the sink keeps the warehouse open across back-to-back batches (HeldWriter)
+    sink_writer_hold_ms: int
     max_event_bytes: int
     dbt_project_dir: Path
     reference_dir: Path
@@ -120,6 +122,7 @@ class Settings:
             sink_instance_id=os.environ.get("UF_SINK_INSTANCE_ID") or None,
             sink_batch_max_records=_int("UF_SINK_BATCH_MAX_RECORDS", 6_000),
             sink_batch_max_ms=_int("UF_SINK_BATCH_MAX_MS", 1_000),
+            sink_writer_hold_ms=_int("UF_SINK_WRITER_HOLD_MS", 2_000),
             sink_join_timeout_s=float(_int("UF_SINK_JOIN_TIMEOUT_S", 120)),
             max_event_bytes=_int("UF_MAX_EVENT_BYTES", 256 * 1024),
             dbt_project_dir=dbt_project_dir,

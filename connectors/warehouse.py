@@ -21,8 +21,9 @@ from filelock import FileLock, Timeout
 from connectors.errors import UrbanFlowError
 
 DEFAULT_LOCK_TIMEOUT_S = 600.0
-#: A commit takes the lock for well under a second: a wait this long means another sink or a dbt
-#: run holds it, and whoever waits says so (then every LOCK_REPORT_EVERY_S), naming the holder.
+#: The sink lets a waiter in after the batch in hand (under a second): a wait this long means
+#: another dbt run or sink holds it, and whoever waits says so (then every LOCK_REPORT_EVERY_S),
+#: naming the holder.
 LOCK_REPORT_AFTER_S = 5.0
 LOCK_REPORT_EVERY_S = 30.0
 _DISK_FULL = os.strerror(errno.ENOSPC)  # "No space left on device", as DuckDB quotes it
@@ -65,20 +66,31 @@ def _command(pid: str) -> str:
     return " ".join(" ".join(words).split())[:60]  # one line, however the arguments look
 
 
-@contextmanager
-def warehouse_lock(warehouse: Path, timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> Iterator[None]:
-    """The inter-process lock shared by the sink and dbt; released even if the holder is killed.
-    A long wait is logged (a sink that seems stuck is waiting for dbt, and says so), and a full
-    disk under a write made while holding it becomes a WarehouseDiskFullError."""
-    warehouse.parent.mkdir(parents=True, exist_ok=True)
-    path = lock_path(warehouse)
-    lock = FileLock(str(path))
-    started = time.monotonic()
+def queue_path(warehouse: Path) -> Path:
+    """The turnstile every opener passes on its way to the lock (see `warehouse_lock`)."""
+    return warehouse.with_name(warehouse.name + ".lock.queue")
+
+
+def someone_waits(warehouse: Path) -> bool:
+    """Whether another process is waiting for the warehouse lock: it holds the turnstile while
+    it does. A holder that keeps the lock across writes (the sink) asks this to let it in."""
+    turnstile = FileLock(str(queue_path(warehouse)))
+    try:
+        turnstile.acquire(timeout=0)
+    except Timeout:
+        return True
+    turnstile.release()
+    return False
+
+
+def _acquire(lock: FileLock, path: Path, started: float, timeout_s: float) -> None:
+    """Take `lock`, reporting a long wait and failing after `timeout_s` (counted from `started`),
+    naming whoever holds the warehouse lock `path`."""
     report_at = started + LOCK_REPORT_AFTER_S
     while True:
         try:
             lock.acquire(timeout=max(0.0, min(started + timeout_s, report_at) - time.monotonic()))
-            break
+            return
         except Timeout:
             waited = time.monotonic() - started
             if waited >= timeout_s:
@@ -95,6 +107,27 @@ def warehouse_lock(warehouse: Path, timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -
                 timeout_s,
             )
             report_at = time.monotonic() + LOCK_REPORT_EVERY_S
+
+
+@contextmanager
+def warehouse_lock(warehouse: Path, timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> Iterator[None]:
+    """The inter-process lock shared by the sink and dbt; released even if the holder is killed.
+    A long wait is logged (a sink that seems stuck is waiting for dbt, and says so), and a full
+    disk under a write made while holding it becomes a WarehouseDiskFullError.
+
+    Openers queue through a turnstile (a second lock, held only while waiting for the first), so
+    a holder that lets go and takes the lock straight back, as a busy sink does, cannot starve
+    them: it queues behind whoever holds the turnstile."""
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    path = lock_path(warehouse)
+    lock = FileLock(str(path))
+    started = time.monotonic()
+    turnstile = FileLock(str(queue_path(warehouse)))
+    _acquire(turnstile, path, started, timeout_s)
+    try:
+        _acquire(lock, path, started, timeout_s)
+    finally:
+        turnstile.release()
     waited = time.monotonic() - started
     if waited >= LOCK_REPORT_AFTER_S:
         log.warning("got the warehouse lock %s after %.0f s", path, waited)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import namedtuple
 
 import duckdb
@@ -10,7 +12,14 @@ import pytest
 from connectors.kafka.topics import TopicSpec
 from connectors.samples.synthetic import observation_events
 from connectors.sink.decode import ColumnBatch, RecordDecoder
-from connectors.sink.loader import StaleBatchError, ensure_schema, stored_offsets, write_batch
+from connectors.sink.loader import (
+    HeldWriter,
+    StaleBatchError,
+    ensure_schema,
+    stored_offsets,
+    write_batch,
+)
+from connectors.warehouse import connect, lock_holder, lock_path, someone_waits
 
 Record = namedtuple("Record", "topic partition offset timestamp key value")
 SPEC = TopicSpec("t.x.v1", 1, 1, ("org.urbanflow.stats.observation.v1",), True, True, 1)
@@ -73,3 +82,72 @@ def test_a_dead_letter_keeps_the_publisher_of_a_json_event_and_none_for_anything
     assert event_source(b"[1, 2]") is None
     assert event_source(b"not json \xff") is None
     assert event_source(None) is None
+
+
+def _held(tmp_path, hold_s: float) -> HeldWriter:
+    warehouse = tmp_path / "w.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        ensure_schema(con, ["t_x_v1"])
+    return HeldWriter(warehouse, "64MB", hold_s)
+
+
+def test_held_writer_keeps_the_warehouse_across_batches_until_released(tmp_path):
+    held = _held(tmp_path, hold_s=3600)
+    with held.batch() as first:
+        write_batch(first, batch_of(0, 10), [], {TP: 0}, {TP: 10})
+    with held.batch() as second:
+        write_batch(second, batch_of(10, 5), [], {TP: 10}, {TP: 15})
+    assert second is first
+    assert lock_holder(lock_path(held.warehouse)) is not None  # still ours between batches
+
+    held.release()
+
+    assert lock_holder(lock_path(held.warehouse)) is None
+    with duckdb.connect(str(held.warehouse), read_only=True) as reader:
+        assert reader.execute("select count(*) from raw.t_x_v1").fetchone() == (15,)
+        assert stored_offsets(reader) == {TP: 15}
+
+
+def test_held_writer_lets_go_once_a_batch_ends_past_the_hold(tmp_path):
+    held = _held(tmp_path, hold_s=0)
+    with held.batch() as con:
+        write_batch(con, batch_of(0, 10), [], {TP: 0}, {TP: 10})
+    assert lock_holder(lock_path(held.warehouse)) is None
+
+
+def test_held_writer_lets_go_when_a_batch_fails_and_keeps_nothing_of_it(tmp_path):
+    held = _held(tmp_path, hold_s=3600)
+    with held.batch() as con:
+        write_batch(con, batch_of(0, 10), [], {TP: 0}, {TP: 10})
+    with pytest.raises(StaleBatchError), held.batch() as con:
+        write_batch(con, batch_of(5, 10), [], {TP: 5}, {TP: 15})
+
+    assert lock_holder(lock_path(held.warehouse)) is None
+    with held.batch() as con:  # the next batch attaches afresh
+        assert con.execute("select count(*) from raw.t_x_v1").fetchone() == (10,)
+    held.release()
+
+
+def test_held_writer_lets_a_waiting_reader_in_before_its_next_batch(tmp_path):
+    held = _held(tmp_path, hold_s=3600)
+    with held.batch() as con:
+        write_batch(con, batch_of(0, 10), [], {TP: 0}, {TP: 10})
+    counted: list[int] = []
+
+    def read() -> None:
+        with connect(held.warehouse, read_only=True) as reader:
+            counted.append(reader.execute("select count(*) from raw.t_x_v1").fetchone()[0])
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    deadline = time.monotonic() + 60
+    while not someone_waits(held.warehouse) and not counted and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert someone_waits(held.warehouse), "the reader should be queued behind the held writer"
+
+    with held.batch() as con:  # lets the reader in first, then takes the lock back
+        write_batch(con, batch_of(10, 5), [], {TP: 10}, {TP: 15})
+    reader.join(60)
+    held.release()
+
+    assert counted == [10]
