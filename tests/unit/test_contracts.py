@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from connectors.contracts import Contract, backward_incompatibilities, get_contract, registry
+from connectors.contracts import (
+    CALENDAR_DATE,
+    Contract,
+    backward_incompatibilities,
+    get_contract,
+    registry,
+)
 from connectors.errors import ContractError
 from connectors.events import make_event
 
@@ -195,6 +201,14 @@ def test_every_field_dbt_casts_to_integer_is_bounded_to_integer_in_its_contracts
                 )
                 checked += 1
     assert checked >= 10  # hxl row/column (v1, v2), iati indices and baseline year, kpi row
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_sdmx_period_pattern_spells_its_days_as_every_calendar_date_does(version):
+    """The observation contracts write the day part of their period pattern out (JSON has no
+    constants): it must stay the one `CALENDAR_DATE` every other date is held to."""
+    schema = get_contract(f"org.urbanflow.stats.observation.{version}").schema
+    assert CALENDAR_DATE[1:-1] in schema["properties"]["time_period"]["pattern"]
 
 
 @pytest.mark.parametrize("period", ["2024-13", "2024-00", "2023-02-29", "2024-04-31"])
