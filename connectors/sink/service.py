@@ -4,12 +4,13 @@ Each batch and the next offsets of its partitions commit in one DuckDB transacti
 every rebalance the sink seeks to the offsets stored in the warehouse, so a crash anywhere neither
 loses nor duplicates a record. Offsets are also committed to Kafka, so consumer lag stays visible.
 
-Records are validated as they are read, and each batch is written on a thread of its own while
-the next one is read: DuckDB's insert runs without the GIL, so reading and writing share the
-machine's cores instead of taking turns. (Validating on the writer thread instead left the main
-thread waiting for it: measured here, 48,000 against 51,500 events/s.) One batch at a time is in
-the writer's hands, the warehouse is only opened on the writer thread (see HeldWriter), and the
-consumer only on the main thread (kafka-python's consumer is not thread-safe).
+Records are validated on the main thread between polls (which do not wait while records remain
+to validate), and each batch is written on a thread of its own while the next one is read:
+DuckDB's insert runs without the GIL, so reading and writing share the machine's cores instead of
+taking turns. (Validating on the writer thread instead left the main thread waiting for it.) One
+batch at a time is in the writer's hands, the warehouse is only opened on the writer thread (see
+HeldWriter), and the consumer only on the main thread (kafka-python's consumer is not
+thread-safe).
 """
 
 from __future__ import annotations
@@ -78,9 +79,12 @@ class SinkStats:
 
 
 class _Pending:
-    """Records read since the last commit, decoded into `batches` per raw table and `dead`."""
+    """Records read since the last commit: as polled (`undecoded`, one list per partition and
+    poll) until the main thread has a moment, then decoded into `batches` per raw table and
+    `dead`."""
 
     def __init__(self) -> None:
+        self.undecoded: list[list[Any]] = []
         self.batches: dict[str, ColumnBatch] = defaultdict(ColumnBatch)
         self.dead: list[DeadLetter] = []
         self.first_offsets: dict[tuple[str, int], int] = {}
@@ -194,8 +198,12 @@ class Sink:
                 if max_seconds is not None and self.stats.seconds >= max_seconds:
                     break
                 self._reseeked.clear()
-                polled = self._consumer.poll(timeout_ms=200)
-                if not polled and resume_stalled_join(self._consumer):
+                # with records to validate, only take what has arrived, and validate while the
+                # next fetch is on its way; idle means a poll that waited and found nothing
+                to_decode = bool(self._pending.undecoded)
+                polled = self._consumer.poll(timeout_ms=0 if to_decode else 200)
+                idle = not polled and not to_decode
+                if idle and resume_stalled_join(self._consumer):
                     log.warning("group %s: finishing a join kafka-python left", settings.sink_group)
                 if polled or self._consumer.assignment():
                     unassigned_since = time.monotonic()
@@ -204,10 +212,11 @@ class Sink:
                     unassigned_since = time.monotonic()
                 for records in polled.values():
                     self._take(records)
+                self._decode_next()
                 pending = self._pending
                 age_ms = (time.monotonic() - pending.opened) * 1000
                 if pending and (
-                    not polled
+                    idle
                     or pending.count >= settings.sink_batch_max_records
                     or age_ms >= settings.sink_batch_max_ms
                 ):
@@ -215,14 +224,14 @@ class Sink:
                         self._commit()
                 elif self._in_flight is not None and self._in_flight[1].done():
                     self._settle()  # count it and commit its offsets to Kafka without delay
-                if not polled:
-                    self._settle()  # idle: see the write in hand through
+                if idle:
+                    self._settle()  # see the write in hand through
                     if self._in_flight is None:
                         self._warehouse.release()  # and let dbt and readers in meanwhile
                 progress.update()
                 if (
                     until_caught_up
-                    and not polled
+                    and idle
                     and not self._pending
                     and self._in_flight is None
                     and self._caught_up()
@@ -268,16 +277,26 @@ class Sink:
         pending = self._pending
         if not pending:
             pending.opened = time.monotonic()  # a batch's age counts from its first record
-        batch = pending.batches[self.specs[first.topic].raw_table]
-        pending.dead.extend(self.decoder.decode_records(records, batch))
+        pending.undecoded.append(records)
         pending.first_offsets.setdefault(partition, first.offset)
         pending.next_offsets[partition] = records[-1].offset + 1
         pending.count += len(records)
+
+    def _decode_next(self, *, all_of_them: bool = False) -> None:
+        """Validate the oldest records in hand not validated yet (with `all_of_them`, all)."""
+        pending = self._pending
+        while pending.undecoded:
+            records = pending.undecoded.pop(0)
+            batch = pending.batches[self.specs[records[0].topic].raw_table]
+            pending.dead.extend(self.decoder.decode_records(records, batch))
+            if not all_of_them:
+                return
 
     def _commit(self, *, wait: bool = False) -> None:
         """Hand the records read so far to the writer thread, once the batch it holds is
         settled; with `wait`, settle this one too."""
         assert self._consumer is not None
+        self._decode_next(all_of_them=True)  # while the writer may still be busy
         self._settle()
         if self._pending:
             pending, self._pending = self._pending, _Pending()
