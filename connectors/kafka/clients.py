@@ -45,6 +45,14 @@ def unreachable(bootstrap: str, error: KafkaError) -> BrokerUnavailableError:
     )
 
 
+def joining(consumer: KafkaConsumer) -> bool:
+    """Whether the consumer's group join is under way. A poll that may not wait can lose it then
+    (kafka-python 3.0.12; see `resume_stalled_join`), so a caller that polls without waiting
+    (the sink, while it has records to validate) waits during a join."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    return coordinator is not None and bool(coordinator.need_rejoin() or coordinator.rejoining)
+
+
 def resume_stalled_join(consumer: KafkaConsumer) -> bool:
     """Finish a group join kafka-python 3.0.12 abandoned; True if there was one to finish.
 

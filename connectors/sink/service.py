@@ -35,7 +35,7 @@ from kafka.structs import OffsetAndMetadata
 
 from connectors.errors import ConfigError, UrbanFlowError
 from connectors.events import make_event, stable_event_id
-from connectors.kafka.clients import client_options, resume_stalled_join, unreachable
+from connectors.kafka.clients import client_options, joining, resume_stalled_join, unreachable
 from connectors.kafka.producer import EventProducer
 from connectors.kafka.topics import TopicSpec
 from connectors.settings import Settings
@@ -198,12 +198,14 @@ class Sink:
                 if max_seconds is not None and self.stats.seconds >= max_seconds:
                     break
                 self._reseeked.clear()
-                # with records to validate, only take what has arrived, and validate while the
-                # next fetch is on its way; idle means a poll that waited and found nothing
+                # with records to validate, only take what has arrived (unless the group is
+                # joining), and validate while the next fetch is on its way; idle means a poll
+                # that waited and found nothing
                 to_decode = bool(self._pending.undecoded)
-                polled = self._consumer.poll(timeout_ms=0 if to_decode else 200)
+                wait = not to_decode or joining(self._consumer)
+                polled = self._consumer.poll(timeout_ms=200 if wait else 0)
                 idle = not polled and not to_decode
-                if idle and resume_stalled_join(self._consumer):
+                if not polled and resume_stalled_join(self._consumer):
                     log.warning("group %s: finishing a join kafka-python left", settings.sink_group)
                 if polled or self._consumer.assignment():
                     unassigned_since = time.monotonic()
