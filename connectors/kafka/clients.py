@@ -53,6 +53,21 @@ def joining(consumer: KafkaConsumer) -> bool:
     return coordinator is not None and bool(coordinator.need_rejoin() or coordinator.rejoining)
 
 
+def read_to_high_watermark(consumer: KafkaConsumer) -> bool:
+    """Whether every assigned partition has been read up to the high watermark its last fetch
+    reported: nothing is buffered and, as of that fetch, nothing more was on the broker. A hint
+    (no round trip): `end_offsets` has the final word."""
+    subscription = getattr(consumer, "_subscription", None)
+    states = getattr(subscription, "assignment", None)
+    if not states:
+        return False
+    for state in states.values():
+        position, highwater = state.position, state.highwater
+        if position is None or highwater is None or position.offset < highwater:
+            return False
+    return True
+
+
 def resume_stalled_join(consumer: KafkaConsumer) -> bool:
     """Finish a group join kafka-python 3.0.12 abandoned; True if there was one to finish.
 
