@@ -87,6 +87,9 @@ class Settings:
     sink_fetch_max_bytes: int = 8 * 1024 * 1024
     sink_max_partition_fetch_bytes: int = 2 * 1024 * 1024
     sink_fetch_max_wait_ms: int = 100
+    #: The sink also commits a batch at this many payload bytes: DuckDB's writer (64 MB) could not
+    #: hold a transaction of 128 MB of 32 KB events, nor parse 1,000 8 KB events in one statement.
+    sink_batch_max_bytes: int = 16 * 1024 * 1024
     #: How long the sink may go without any partition assigned before it says so: as an error
     #: with `--until-caught-up`, as a warning (and it keeps trying) when it runs as a service.
     #: (Seen here once: kafka-python 3.0.12 looping on "coordinator not ready" for 16 minutes.)
@@ -122,6 +125,7 @@ class Settings:
             sink_instance_id=os.environ.get("UF_SINK_INSTANCE_ID") or None,
             sink_batch_max_records=_int("UF_SINK_BATCH_MAX_RECORDS", 6_000),
             sink_batch_max_ms=_int("UF_SINK_BATCH_MAX_MS", 1_000),
+            sink_batch_max_bytes=_int("UF_SINK_BATCH_MAX_BYTES", 16 * 1024 * 1024),
             sink_writer_hold_ms=_int("UF_SINK_WRITER_HOLD_MS", 2_000),
             sink_join_timeout_s=float(_int("UF_SINK_JOIN_TIMEOUT_S", 120)),
             max_event_bytes=_int("UF_MAX_EVENT_BYTES", 256 * 1024),

@@ -82,3 +82,30 @@ def table(columns: Mapping[str, Sequence[Any]], schema: pa.Schema) -> pa.Table:
     """The table of `schema` from Python lists, one per field, as `pa.table` would build it."""
     arrays = [column(columns[f.name], f.type) for f in schema]
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _text_offsets(values: pa.Array) -> np.ndarray:
+    """Where each value of a string column starts in its data, and where the last ends, from 0
+    (read from the offsets buffer: pyarrow's own accessors import pandas)."""
+    offset_type = np.int64 if pa.types.is_large_string(values.type) else np.int32
+    width = np.dtype(offset_type).itemsize
+    buffer = values.buffers()[1]
+    offsets = np.frombuffer(buffer, offset_type, len(values) + 1, values.offset * width)
+    return (offsets - offsets[0]).astype(np.int64)
+
+
+def slices(table: pa.Table, text_column: str, max_bytes: int, vector_rows: int) -> list[pa.Table]:
+    """`table` cut into consecutive slices of at most `max_bytes` of `text_column` (a slice holds
+    one row at least), or whole when no `vector_rows` of its values could exceed that."""
+    if not table.num_rows:
+        return [table]
+    ends = _text_offsets(table.column(text_column).combine_chunks())  # ends[i]: bytes before row i
+    if int(np.diff(ends).max()) * vector_rows <= max_bytes:
+        return [table]
+    parts, start = [], 0
+    while start < table.num_rows:
+        stop = int(np.searchsorted(ends, ends[start] + max_bytes, side="right")) - 1
+        stop = max(stop, start + 1)
+        parts.append(table.slice(start, stop - start))
+        start = stop
+    return parts

@@ -97,6 +97,7 @@ class _Pending:
         self.first_offsets: dict[tuple[str, int], int] = {}
         self.next_offsets: dict[tuple[str, int], int] = {}
         self.count = 0
+        self.bytes = 0  # of the records' values
         self.opened = time.monotonic()
 
     def __bool__(self) -> bool:
@@ -232,6 +233,7 @@ class Sink:
                 if pending and (
                     idle
                     or pending.count >= settings.sink_batch_max_records
+                    or pending.bytes >= settings.sink_batch_max_bytes
                     or age_ms >= settings.sink_batch_max_ms
                 ):
                     if not self._writer_busy():
@@ -267,11 +269,12 @@ class Sink:
     def _writer_busy(self) -> bool:
         """Whether the writer still holds a batch while this one may grow: reading on instead
         of waiting keeps the main thread on what only it can do (up to twice the batch size)."""
-        in_flight = self._in_flight
+        in_flight, settings = self._in_flight, self.settings
         return (
             in_flight is not None
             and not in_flight[1].done()
-            and self._pending.count < 2 * self.settings.sink_batch_max_records
+            and self._pending.count < 2 * settings.sink_batch_max_records
+            and self._pending.bytes < 2 * settings.sink_batch_max_bytes
         )
 
     def _take(self, records: list[Any]) -> None:
@@ -291,6 +294,7 @@ class Sink:
         pending.first_offsets.setdefault(partition, first.offset)
         pending.next_offsets[partition] = records[-1].offset + 1
         pending.count += len(records)
+        pending.bytes += sum(len(r.value or b"") for r in records)
 
     def _decode_next(self, *, all_of_them: bool = False) -> None:
         """Validate the oldest records in hand not validated yet (with `all_of_them`, all)."""

@@ -60,6 +60,27 @@ def test_n_events_produced_are_loaded_as_exactly_n_rows(settings, observation_to
     assert stored == end_offsets(settings, observation_topic.name, 3)
 
 
+def test_large_events_are_loaded_in_batches_the_writers_memory_holds(settings, observation_topic):
+    # 3,000 12 KB events: in one batch, DuckDB's 64 MB writer ran out of memory on them, and the
+    # sink stopped with the same batch in front of it every time
+    with EventProducer(settings.kafka_bootstrap) as producer:
+        for key, value in observation_events(3_000, target_bytes=12_000):
+            producer.send_raw(observation_topic.name, value, key=key)
+        producer.confirm()
+
+    stats = Sink(settings, [observation_topic]).run(until_caught_up=True)
+
+    assert stats.loaded == 3_000
+    assert stats.batches >= 2  # 36 MB of payloads, batches of 16 MiB (up to 32 while busy)
+    assert raw_counts(settings.warehouse_path, observation_topic) == (3_000, 3_000, 3_000)
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        detail = con.execute(
+            f"select min(length(data->>'$.attributes.SOURCE_DETAIL')) "
+            f"from raw.{observation_topic.raw_table}"
+        ).fetchone()[0]
+    assert detail > 10_000  # loaded whole
+
+
 def test_second_sink_run_loads_nothing_already_loaded(settings, observation_topic):
     produce(settings, observation_topic.name, 1_000)
     Sink(settings, [observation_topic]).run(until_caught_up=True)

@@ -69,3 +69,29 @@ def test_building_a_table_never_imports_pandas() -> None:
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _payloads(*sizes: int) -> pa.Table:
+    schema = pa.schema([("payload", pa.large_string())])
+    return arrow.table({"payload": [b"x" * size for size in sizes]}, schema)
+
+
+def test_small_values_stay_in_one_slice_however_many():
+    table = _payloads(*[1_000] * 5_000)  # 5 MB, but no vector of 4 rows can pass 4,000 bytes
+
+    assert [piece.num_rows for piece in arrow.slices(table, "payload", 4_000, 4)] == [5_000]
+
+
+def test_large_values_are_cut_into_slices_of_at_most_max_bytes_keeping_every_row_in_order():
+    table = _payloads(3_000, 500, 400, 3_000, 100, 5_000, 10).slice(0)
+
+    pieces = arrow.slices(table, "payload", 4_000, 2)
+
+    assert [piece.num_rows for piece in pieces] == [3, 2, 1, 1]  # 5,000 bytes: a row on its own
+    assert pa.concat_tables(pieces).equals(table)
+
+
+def test_a_slice_of_a_table_is_cut_from_its_own_first_row():
+    table = _payloads(4_000, 4_000, 1, 1, 1).slice(1)
+
+    assert [piece.num_rows for piece in arrow.slices(table, "payload", 4_000, 2)] == [1, 3]
