@@ -248,7 +248,7 @@ def main() -> None:
         figures = {
             "api_rate": round(api_rate),
             "raw_rate": round(raw),
-            "ratio": round(ratio, 3),
+            "ratio": ratio,  # unrounded: verdicts read it
             "requests": len(latencies),
             "refused": refused,
             "p50_ms": round(percentile(latencies, 0.5) * 1000, 1),
