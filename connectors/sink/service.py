@@ -138,7 +138,7 @@ class Sink:
         previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             self._open()
-            with collecting_less(), switching_threads_often():
+            with tuned_for_the_loop():
                 self._loop(until_caught_up, max_seconds)
         finally:
             for sig, handler in previous.items():
@@ -469,36 +469,32 @@ class _SeekToWarehouseOffsets(ConsumerRebalanceListener):
 
 #: Young-generation collection threshold while the sink runs (CPython's default is 700).
 SINK_GC_THRESHOLD = 20_000
-#: GIL switch interval while the sink runs (CPython: 5 ms); see `switching_threads_often`
+#: GIL switch interval while the sink runs (CPython: 5 ms); see `tuned_for_the_loop`
 SINK_SWITCH_INTERVAL_S = 0.0005
 
 
 @contextlib.contextmanager
-def collecting_less() -> Iterator[None]:
-    """Fewer garbage collections while the sink runs. kafka-python makes several tracked objects
-    per record, so at CPython's default the sink ran ~600 collections per 200,000 events, 0.25 s
-    of its 4.2 s (measured here; 5 collections, 0.01 s, at this threshold). The records are freed
-    as they are written, not left in cycles, so memory stays where it was."""
-    previous = gc.get_threshold()
-    gc.set_threshold(SINK_GC_THRESHOLD, *previous[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
+def tuned_for_the_loop() -> Iterator[None]:
+    """The interpreter tuned for the sink's loop, and put back after it.
 
+    Fewer garbage collections: kafka-python makes several tracked objects per record, so at
+    CPython's default the sink ran ~600 collections per 200,000 events, 0.25 s of its 4.2 s
+    (measured here; 5 collections, 0.01 s, at this threshold). The records are freed as they are
+    written, not left in cycles, so memory stays where it was.
 
-@contextlib.contextmanager
-def switching_threads_often() -> Iterator[None]:
-    """A shorter GIL switch interval while the sink runs. kafka-python's I/O thread reads each
-    fetch response only once it holds the GIL, and at CPython's 5 ms default it waited behind
-    the main thread's validation, which delayed the next fetch: 2 runs each here, 45-47 % of the
-    raw consume rate at 5 ms, 49-50 % at 0.5 ms (docs/benchmarks.md)."""
-    previous = sys.getswitchinterval()
+    A shorter GIL switch interval: kafka-python's I/O thread reads each fetch response only once
+    it holds the GIL, and at CPython's 5 ms default it waited behind the main thread's
+    validation, which delayed the next fetch: 2 runs each here, 45-47 % of the raw consume rate
+    at 5 ms, 49-50 % at 0.5 ms (docs/benchmarks.md).
+    """
+    threshold, interval = gc.get_threshold(), sys.getswitchinterval()
+    gc.set_threshold(SINK_GC_THRESHOLD, *threshold[1:])
     sys.setswitchinterval(SINK_SWITCH_INTERVAL_S)
     try:
         yield
     finally:
-        sys.setswitchinterval(previous)
+        gc.set_threshold(*threshold)
+        sys.setswitchinterval(interval)
 
 
 def release_freed_memory() -> None:

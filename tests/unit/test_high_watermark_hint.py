@@ -12,7 +12,7 @@ from kafka.consumer.subscription_state import TopicPartitionState
 from kafka.structs import TopicPartition
 
 from connectors.kafka.clients import read_to_high_watermark
-from connectors.sink.service import SINK_SWITCH_INTERVAL_S, switching_threads_often
+from connectors.sink.service import SINK_SWITCH_INTERVAL_S, tuned_for_the_loop
 
 
 @dataclass
@@ -61,6 +61,6 @@ def test_a_consumer_without_partition_states_is_never_at_the_end():
 
 def test_the_switch_interval_is_restored_after_the_run():
     before = sys.getswitchinterval()
-    with switching_threads_often():
+    with tuned_for_the_loop():
         assert sys.getswitchinterval() == pytest.approx(SINK_SWITCH_INTERVAL_S)
     assert sys.getswitchinterval() == before
